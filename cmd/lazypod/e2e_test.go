@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// e2eEnv is what the end-to-end tests need from the test harness (make
+// test): the built binary, a private Podman service and the test image.
+type e2eEnv struct {
+	bin, podmanURL, image string
+}
+
+func needE2E(t *testing.T) e2eEnv {
+	t.Helper()
+	e := e2eEnv{
+		bin:       os.Getenv("LAZYPOD_BIN"),
+		podmanURL: os.Getenv("LAZYPOD_TEST_PODMAN"),
+		image:     os.Getenv("LAZYPOD_TEST_IMAGE"),
+	}
+	if e.bin == "" || e.podmanURL == "" || e.image == "" {
+		msg := "end-to-end test needs LAZYPOD_BIN, LAZYPOD_TEST_PODMAN and LAZYPOD_TEST_IMAGE (run make test)"
+		if os.Getenv("LAZYPOD_TEST_REQUIRE") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return e
+}
+
+// podman runs the podman CLI against the test service.
+func (e e2eEnv) podman(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "podman", append([]string{"--remote", "--url", e.podmanURL}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (e e2eEnv) containerRunning(t *testing.T, name string) bool {
+	return e.podman(t, "inspect", "--format", "{{.State.Running}}", name) == "true"
+}
+
+func uniqueName(t *testing.T) string {
+	return fmt.Sprintf("lazypod-e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+}
+
+// freePorts returns n loopback ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// lockedBuffer collects a child's stderr for the test to read.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startProcess starts cmd and makes sure it is gone, and its container
+// removed, when the test ends.
+func (e e2eEnv) startProcess(t *testing.T, name string, cmd *exec.Cmd) (*lockedBuffer, <-chan error) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// done yields the exit once and is then closed, so the clean-up below
+	// does not wait for a value the test already took.
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", name).Run()
+		if t.Failed() || testing.Verbose() {
+			t.Logf("lazypod output:\n%s", logs.String())
+		}
+	})
+	return logs, done
+}
+
+// httpGet fetches url with a new connection, retrying while nothing listens
+// yet (the socket is bound a moment after the activator starts).
+func httpGet(t *testing.T, url string) (string, error) {
+	t.Helper()
+	client := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var lastErr error
+	for range 100 {
+		resp, err := client.Get(url)
+		if err != nil {
+			lastErr = err
+			if strings.Contains(err.Error(), "connection refused") {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return "", err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return "", fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+		}
+		return string(body), err
+	}
+	return "", lastErr
+}
+
+// TestSocketActivated runs the built binary under systemd-socket-activate
+// with two named sockets: the first request starts the container, 100
+// requests arriving during the cold start are all answered, half-close
+// passes through, and after the idle timeout the container is stopped and
+// lazypod exits 0 so systemd would take the socket back.
+func TestSocketActivated(t *testing.T) {
+	e := needE2E(t)
+	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
+		t.Fatal("systemd-socket-activate not found: install the systemd package")
+	}
+	name := uniqueName(t)
+	ports := freePorts(t, 2)
+	web := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	echo := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	cmd := exec.Command("systemd-socket-activate", "-l", web, "-l", echo, "--fdname=web:echo",
+		e.bin, "serve", "--image", e.image, "--name", name,
+		"--port", "web=8080", "--port", "echo=9000",
+		"--podman-url", e.podmanURL, "--state-dir", t.TempDir(),
+		"--idle-timeout", "3s", "--ready", "http:/healthz", "--stop-timeout", "2s")
+	logs, done := e.startProcess(t, name, cmd)
+
+	// Wait for the activator's socket without connecting to it (a connect
+	// would activate lazypod).
+	waitListening(t, ports[0])
+
+	const clients = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, err := httpGet(t, "http://"+web+"/")
+			if err == nil && body != "v1\n" {
+				err = fmt.Errorf("body %q; want %q", body, "v1\n")
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		failed++
+		t.Log(err)
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d clients held during the cold start got no answer", failed, clients)
+	}
+	if !e.containerRunning(t, name) {
+		t.Fatalf("container %s is not running after requests were answered", name)
+	}
+
+	// Half-close: the client ends its side, then still reads the echo.
+	c, err := net.Dial("tcp", echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("half-close "), 100000)
+	go func() {
+		c.Write(payload)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("echo after half-close: read %d bytes, %v; want %d bytes back", len(got), err, len(payload))
+	}
+
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("lazypod exited with %v; want exit 0 after the idle stop", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("lazypod did not exit within 60s of going idle")
+	}
+	if e.containerRunning(t, name) {
+		t.Fatalf("container %s still running after the idle exit", name)
+	}
+	if out := logs.String(); !strings.Contains(out, "idle") {
+		t.Errorf("log does not mention the idle stop:\n%s", out)
+	}
+}
+
+// waitListening waits until something listens on the loopback TCP port,
+// reading /proc/net/tcp instead of connecting.
+func waitListening(t *testing.T, port int) {
+	t.Helper()
+	want := fmt.Sprintf(":%04X 00000000:0000 0A", port)
+	for range 200 {
+		b, _ := os.ReadFile("/proc/net/tcp")
+		if strings.Contains(string(b), want) {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on 127.0.0.1:%d after 5s", port)
+}
+
+// TestListenMode runs lazypod with sockets it binds itself, TCP and UDP:
+// after the idle stop it keeps listening, and the next request starts the
+// container again; SIGTERM stops the container and exits 0.
+func TestListenMode(t *testing.T) {
+	e := needE2E(t)
+	name := uniqueName(t)
+	ports := freePorts(t, 1)
+	web := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	udpConn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := udpConn.LocalAddr().String()
+	udpConn.Close()
+	cmd := exec.Command(e.bin, "serve", "--image", e.image, "--name", name,
+		"--listen", "web="+web, "--listen", "dns=udp:"+dns,
+		"--port", "web=8080", "--port", "dns=9000/udp",
+		"--podman-url", e.podmanURL, "--state-dir", t.TempDir(),
+		"--idle-timeout", "2s", "--udp-timeout", "1s", "--stop-timeout", "1s", "--env", "VERSION=listen-mode")
+	logs, done := e.startProcess(t, name, cmd)
+
+	if body, err := httpGet(t, "http://"+web+"/"); err != nil || body != "listen-mode\n" {
+		t.Fatalf("first request: %q, %v; want %q", body, err, "listen-mode\n")
+	}
+	u, err := net.Dial("udp", dns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	buf := make([]byte, 100)
+	u.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := u.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := u.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("udp echo: %q, %v; want ping", buf[:n], err)
+	}
+
+	// The UDP flow is reaped after its own timeout; then the idle clock runs.
+	deadline := time.Now().Add(90 * time.Second)
+	for e.containerRunning(t, name) {
+		if time.Now().After(deadline) {
+			t.Fatal("container still running 90s after the last request")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("lazypod exited (%v) after the idle stop; with --listen it should keep listening", err)
+	default:
+	}
+	if body, err := httpGet(t, "http://"+web+"/"); err != nil || body != "listen-mode\n" {
+		t.Fatalf("request after the idle stop: %q, %v; want the container started again", body, err)
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("lazypod exited with %v after SIGTERM; want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lazypod did not exit within 30s of SIGTERM")
+	}
+	if e.containerRunning(t, name) {
+		t.Fatalf("container %s still running after SIGTERM", name)
+	}
+	_ = logs
+}

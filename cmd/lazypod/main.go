@@ -1,0 +1,83 @@
+// Command lazypod runs a container on demand behind sockets that systemd
+// holds: it starts the container on the first connection, forwards traffic,
+// and stops it when nothing has flowed for a while.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/lazypod/lazypod/launcher"
+	"github.com/lazypod/lazypod/proxy"
+)
+
+var _ proxy.Backend = (*launcher.Launcher)(nil)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: lazypod COMMAND [flags]
+
+commands:
+  serve     serve sockets, starting the container on the first connection
+  version   print lazypod's version
+
+Run 'lazypod COMMAND --help' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one lazypod command and returns the exit code: 0 on success,
+// 2 for usage errors, 1 for anything else.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		var o *serveOptions
+		if o, err = parseServe(rest, stderr); err == nil {
+			err = serve(ctx, o)
+		}
+	case "version", "--version":
+		fmt.Fprintln(stdout, "lazypod", version)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = usagef("unknown command %q: run lazypod help", cmd)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	}
+	fmt.Fprintf(stderr, "lazypod: %s\n", withHint(err))
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+// withHint is err's message with what to do about it, for the errors that
+// have a known remedy.
+func withHint(err error) string {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, errNoSockets):
+		return msg + ": start lazypod from its .socket unit or pass --listen"
+	case errors.Is(err, launcher.ErrNoPodman):
+		return msg + ": start the Podman API (systemctl enable --now podman.socket, or with --user as that user) or pass --podman-url"
+	case errors.Is(err, launcher.ErrNotOurs):
+		return msg + ": remove that container or choose another --name"
+	}
+	return msg
+}

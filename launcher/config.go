@@ -1,0 +1,302 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultReadyTimeout = 60 * time.Second
+	DefaultStopTimeout  = 10 * time.Second
+	DefaultPullTimeout  = 10 * time.Minute
+)
+
+// Labels the launcher puts on the containers it creates. User labels may not
+// use the io.lazypod. prefix.
+const (
+	LabelService = "io.lazypod.service" // the service (container) name
+	LabelHash    = "io.lazypod.hash"    // sha256 of the container's settings
+)
+
+// NotifyPath is where the notify probe's socket appears inside the
+// container; NOTIFY_SOCKET is set to it.
+const NotifyPath = "/run/lazypod/notify.sock"
+
+// Protocol is the transport of a container port.
+type Protocol string
+
+const (
+	ProtoTCP Protocol = "tcp"
+	ProtoUDP Protocol = "udp"
+)
+
+// Port is a container port that flows arriving on a route are forwarded to.
+type Port struct {
+	// Route names the listener (systemd socket name) whose flows go to
+	// this port. Routes are unique within a Config.
+	Route string
+	// Port is the port inside the container. Required.
+	Port uint16
+	// Proto is the port's transport. If empty, tcp.
+	Proto Protocol
+}
+
+func (p Port) proto() Protocol {
+	if p.Proto == "" {
+		return ProtoTCP
+	}
+	return p.Proto
+}
+
+// State is where a launcher is in its container's life.
+type State string
+
+const (
+	StateStopped  State = "stopped"  // no container running (it may exist, stopped)
+	StateStarting State = "starting" // creating, starting or probing the container
+	StateReady    State = "ready"    // running and its probe passed
+	StateStopping State = "stopping" // stopping the container
+)
+
+// Config describes one service's container and how to run it. Only Name,
+// Image and Runtime are required.
+type Config struct {
+	// Name is the container's name, also the service name in logs and
+	// labels. Required.
+	Name string
+	// Image is the image reference. Required. If it is not in local
+	// storage, the first start pulls it.
+	Image string
+	// Command replaces the image's CMD, as in "podman run IMAGE COMMAND...".
+	// If empty, the image's CMD.
+	Command []string
+
+	// Ports are the container ports published for each route, on
+	// 127.0.0.1 at host ports the runtime chooses.
+	Ports []Port
+
+	// Env is the container's environment, KEY=VALUE each.
+	Env []string
+	// Volumes are SRC:DST[:OPTS] each: an absolute SRC is a bind mount of
+	// that host path, any other SRC the name of a named volume; OPTS is a
+	// comma-separated list such as "ro,z".
+	Volumes []string
+	// Labels are extra container labels. Keys may not start with
+	// "io.lazypod.".
+	Labels map[string]string
+	// Memory is the memory limit in bytes. If zero, none.
+	Memory int64
+	// CPUs is the CPU limit in CPUs (1.5 = one and a half). If zero, none.
+	CPUs float64
+	// User is the user (and group) the container runs as, as in
+	// "podman run --user". If empty, the image's.
+	User string
+	// Network is the network mode or network name, as in
+	// "podman run --network". If empty, the runtime's default.
+	Network string
+
+	// Ready is how to tell the container is ready to take flows. The zero
+	// value means tcp if a tcp port is published, else none.
+	Ready Probe
+	// ReadyTimeout is how long one start may take, from starting the
+	// container to its probe passing. If zero, DefaultReadyTimeout.
+	ReadyTimeout time.Duration
+	// StopTimeout is how long a container has to exit after SIGTERM
+	// before it is killed. If zero, DefaultStopTimeout.
+	StopTimeout time.Duration
+	// PullTimeout is how long pulling a missing image may take. If zero,
+	// DefaultPullTimeout.
+	PullTimeout time.Duration
+	// RuntimeDir is the host directory where the notify probe's socket is
+	// made, as RuntimeDir/NAME.notify; it is created 0700 if missing.
+	// Keep it short: a socket path has at most 107 bytes. Required only
+	// for the notify probe.
+	RuntimeDir string
+
+	// Runtime is the container engine: a *Podman from NewPodman, or a
+	// fake in tests. Required.
+	Runtime Runtime
+	// DialContext dials the published ports for the tcp and http probes.
+	// If nil, a net.Dialer's.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Logger receives the launcher's logs. If nil, slog.Default().
+	Logger *slog.Logger
+	// Status receives one line a person can read at each step of a
+	// start or stop, such as "pulling IMAGE"; cmd/lazypod sends them to
+	// systemd as STATUS=. If nil, none.
+	Status func(line string)
+}
+
+func (c *Config) readyTimeout() time.Duration {
+	if c.ReadyTimeout == 0 {
+		return DefaultReadyTimeout
+	}
+	return c.ReadyTimeout
+}
+
+func (c *Config) stopTimeout() time.Duration {
+	if c.StopTimeout == 0 {
+		return DefaultStopTimeout
+	}
+	return c.StopTimeout
+}
+
+func (c *Config) pullTimeout() time.Duration {
+	if c.PullTimeout == 0 {
+		return DefaultPullTimeout
+	}
+	return c.PullTimeout
+}
+
+func (c *Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.Default()
+	}
+	return c.Logger
+}
+
+func (c *Config) dialContext() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c.DialContext == nil {
+		return (&net.Dialer{}).DialContext
+	}
+	return c.DialContext
+}
+
+// ready returns the probe to use, with the zero value's default applied.
+func (c *Config) ready() Probe {
+	if c.Ready.Kind != "" {
+		return c.Ready
+	}
+	if _, ok := c.firstTCP(); ok {
+		return Probe{Kind: ProbeTCP}
+	}
+	return Probe{Kind: ProbeNone}
+}
+
+// firstTCP returns the first published tcp port, which the tcp and http
+// probes use.
+func (c *Config) firstTCP() (Port, bool) {
+	for _, p := range c.Ports {
+		if p.proto() == ProtoTCP {
+			return p, true
+		}
+	}
+	return Port{}, false
+}
+
+// notifySocketPath is where the notify probe's socket is made on the host.
+func (c *Config) notifySocketPath() string {
+	return filepath.Join(c.RuntimeDir, c.Name+".notify")
+}
+
+// maxSocketPath is the longest path a unix socket address holds on Linux.
+const maxSocketPath = 107
+
+// nameRE is Podman's rule for container names.
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// validate checks c and returns the first problem.
+func (c *Config) validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("missing container name")
+	}
+	if !nameRE.MatchString(c.Name) {
+		return fmt.Errorf("invalid container name %q: use letters, digits, and _.- after the first", c.Name)
+	}
+	if c.Image == "" {
+		return fmt.Errorf("missing image")
+	}
+	if c.Runtime == nil {
+		return fmt.Errorf("missing runtime")
+	}
+	routes := make(map[string]bool)
+	for _, p := range c.Ports {
+		if routes[p.Route] {
+			return fmt.Errorf("duplicate route %q", p.Route)
+		}
+		routes[p.Route] = true
+		if p.Port == 0 {
+			return fmt.Errorf("route %q: missing container port", p.Route)
+		}
+		if pr := p.proto(); pr != ProtoTCP && pr != ProtoUDP {
+			return fmt.Errorf("route %q: invalid protocol %q: valid protocols are %q, %q", p.Route, p.Proto, ProtoTCP, ProtoUDP)
+		}
+	}
+	for _, kv := range c.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("invalid env %q: want KEY=VALUE", kv)
+		}
+	}
+	for _, v := range c.Volumes {
+		if _, err := parseVolume(v); err != nil {
+			return err
+		}
+	}
+	for k := range c.Labels {
+		if strings.HasPrefix(k, "io.lazypod.") {
+			return fmt.Errorf("invalid label %q: the io.lazypod. prefix is lazypod's own", k)
+		}
+	}
+	if c.Memory < 0 {
+		return fmt.Errorf("invalid memory limit %d: must not be negative", c.Memory)
+	}
+	if c.CPUs < 0 || math.IsNaN(c.CPUs) || math.IsInf(c.CPUs, 0) {
+		return fmt.Errorf("invalid cpu limit %g: must not be negative", c.CPUs)
+	}
+	if c.ReadyTimeout < 0 || c.StopTimeout < 0 || c.PullTimeout < 0 {
+		return fmt.Errorf("invalid timeout: must not be negative")
+	}
+	p := c.ready()
+	if err := p.validate(); err != nil {
+		return err
+	}
+	switch p.Kind {
+	case ProbeTCP, ProbeHTTP:
+		if _, ok := c.firstTCP(); !ok {
+			return fmt.Errorf("probe %s needs a tcp port: publish one or choose another probe", p)
+		}
+	case ProbeNotify:
+		if c.RuntimeDir == "" {
+			return fmt.Errorf("probe notify needs a runtime directory for its socket")
+		}
+		if path := c.notifySocketPath(); len(path) > maxSocketPath {
+			return fmt.Errorf("notify socket path %s is longer than %d bytes: choose a shorter runtime directory", path, maxSocketPath)
+		}
+	}
+	return nil
+}
+
+// parseVolume parses SRC:DST[:OPTS].
+func parseVolume(s string) (Mount, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return Mount{}, fmt.Errorf("invalid volume %q: want SRC:DST[:OPTS]", s)
+	}
+	m := Mount{Source: parts[0], Target: parts[1]}
+	if m.Source == "" {
+		return Mount{}, fmt.Errorf("invalid volume %q: missing source", s)
+	}
+	if !filepath.IsAbs(m.Source) && (strings.Contains(m.Source, "/") || strings.HasPrefix(m.Source, ".")) {
+		return Mount{}, fmt.Errorf("invalid volume %q: source must be an absolute path or a volume name", s)
+	}
+	if !filepath.IsAbs(m.Target) {
+		return Mount{}, fmt.Errorf("invalid volume %q: destination must be an absolute path", s)
+	}
+	if len(parts) == 3 {
+		for o := range strings.SplitSeq(parts[2], ",") {
+			if o == "" {
+				return Mount{}, fmt.Errorf("invalid volume %q: empty option", s)
+			}
+			m.Options = append(m.Options, o)
+		}
+	}
+	return m, nil
+}

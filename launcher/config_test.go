@@ -1,0 +1,209 @@
+package launcher
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestNewValidates(t *testing.T) {
+	f := newFakeRuntime()
+	base := func() Config {
+		return Config{Name: "svc", Image: "img", Ports: []Port{{Route: "web", Port: 8080}}, Runtime: f}
+	}
+	tests := []struct {
+		name    string
+		change  func(c *Config)
+		wantErr string // "" means valid
+	}{
+		{name: "minimal", change: func(*Config) {}},
+		{name: "udp only defaults to none", change: func(c *Config) { c.Ports = []Port{{Route: "dns", Port: 53, Proto: ProtoUDP}} }},
+		{name: "no ports defaults to none", change: func(c *Config) { c.Ports = nil }},
+		{name: "missing name", change: func(c *Config) { c.Name = "" }, wantErr: "missing container name"},
+		{name: "bad name", change: func(c *Config) { c.Name = "-x" }, wantErr: `invalid container name "-x"`},
+		{name: "missing image", change: func(c *Config) { c.Image = "" }, wantErr: "missing image"},
+		{name: "missing runtime", change: func(c *Config) { c.Runtime = nil }, wantErr: "missing runtime"},
+		{name: "duplicate route", change: func(c *Config) { c.Ports = append(c.Ports, Port{Route: "web", Port: 9000}) }, wantErr: `duplicate route "web"`},
+		{name: "zero port", change: func(c *Config) { c.Ports[0].Port = 0 }, wantErr: "missing container port"},
+		{name: "bad protocol", change: func(c *Config) { c.Ports[0].Proto = "sctp" }, wantErr: `invalid protocol "sctp"`},
+		{name: "env without =", change: func(c *Config) { c.Env = []string{"HOME"} }, wantErr: `invalid env "HOME"`},
+		{name: "env empty key", change: func(c *Config) { c.Env = []string{"=x"} }, wantErr: `invalid env "=x"`},
+		{name: "bind volume", change: func(c *Config) { c.Volumes = []string{"/srv/data:/data:ro,z"} }},
+		{name: "named volume", change: func(c *Config) { c.Volumes = []string{"data:/data"} }},
+		{name: "volume one part", change: func(c *Config) { c.Volumes = []string{"/data"} }, wantErr: "want SRC:DST[:OPTS]"},
+		{name: "volume relative source", change: func(c *Config) { c.Volumes = []string{"./data:/data"} }, wantErr: "absolute path or a volume name"},
+		{name: "volume relative target", change: func(c *Config) { c.Volumes = []string{"data:data"} }, wantErr: "destination must be an absolute path"},
+		{name: "volume empty option", change: func(c *Config) { c.Volumes = []string{"data:/data:ro,"} }, wantErr: "empty option"},
+		{name: "reserved label", change: func(c *Config) { c.Labels = map[string]string{LabelHash: "x"} }, wantErr: "io.lazypod. prefix"},
+		{name: "negative memory", change: func(c *Config) { c.Memory = -1 }, wantErr: "invalid memory limit"},
+		{name: "NaN cpus", change: func(c *Config) { c.CPUs = math.NaN() }, wantErr: "invalid cpu limit"},
+		{name: "negative timeout", change: func(c *Config) { c.StopTimeout = -1 }, wantErr: "invalid timeout"},
+		{name: "bad probe", change: func(c *Config) { c.Ready = Probe{Kind: "x"} }, wantErr: `invalid probe "x"`},
+		{name: "tcp probe without tcp port", change: func(c *Config) {
+			c.Ports = []Port{{Route: "dns", Port: 53, Proto: ProtoUDP}}
+			c.Ready = Probe{Kind: ProbeTCP}
+		}, wantErr: "probe tcp needs a tcp port"},
+		{name: "notify without runtime dir", change: func(c *Config) { c.Ready = Probe{Kind: ProbeNotify} }, wantErr: "needs a runtime directory"},
+		{name: "notify path too long", change: func(c *Config) {
+			c.Ready = Probe{Kind: ProbeNotify}
+			c.RuntimeDir = "/run/" + strings.Repeat("x", 100)
+		}, wantErr: "longer than 107 bytes"},
+		{name: "notify", change: func(c *Config) { c.Ready = Probe{Kind: ProbeNotify}; c.RuntimeDir = "/run/lazypod" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.change(&c)
+			_, err := New(c)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("New: got %v; want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("New: got %v; want an error containing %q", err, tt.wantErr)
+			}
+			if !strings.HasPrefix(err.Error(), "configuring launcher: ") {
+				t.Errorf("New: got %q; want it to start with configuring launcher: ", err)
+			}
+		})
+	}
+}
+
+func TestDefaultProbe(t *testing.T) {
+	tests := []struct {
+		name  string
+		ports []Port
+		want  Probe
+	}{
+		{name: "tcp port", ports: []Port{{Route: "dns", Port: 53, Proto: ProtoUDP}, {Route: "web", Port: 80}}, want: Probe{Kind: ProbeTCP}},
+		{name: "udp only", ports: []Port{{Route: "dns", Port: 53, Proto: ProtoUDP}}, want: Probe{Kind: ProbeNone}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Ports: tt.ports}
+			if got := c.ready(); got != tt.want {
+				t.Errorf("ready: got %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestContainerSpec(t *testing.T) {
+	c := Config{
+		Name:    "svc",
+		Image:   "img",
+		Command: []string{"serve", "--fast"},
+		Ports: []Port{
+			{Route: "web", Port: 8080},
+			{Route: "web-alt", Port: 8080, Proto: ProtoTCP},
+			{Route: "dns", Port: 53, Proto: ProtoUDP},
+		},
+		Env:        []string{"A=1"},
+		Volumes:    []string{"/srv:/srv:ro", "data:/data"},
+		Labels:     map[string]string{"team": "a"},
+		Ready:      Probe{Kind: ProbeNotify},
+		RuntimeDir: "/run/lz",
+	}
+	s := c.containerSpec()
+	if got, want := len(s.Ports), 2; got != want {
+		t.Errorf("published ports: got %v; want %d (8080/tcp once, 53/udp)", s.Ports, want)
+	}
+	if got := s.Labels[LabelService]; got != "svc" {
+		t.Errorf("service label: got %q; want svc", got)
+	}
+	if got := s.Labels["team"]; got != "a" {
+		t.Errorf("user label: got %q; want a", got)
+	}
+	if got, want := s.Env, []string{"A=1", "NOTIFY_SOCKET=" + NotifyPath}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("env: got %q; want %q", got, want)
+	}
+	if got := mountSource(s, NotifyPath); got != "/run/lz/svc.notify" {
+		t.Errorf("notify mount: got %q; want /run/lz/svc.notify", got)
+	}
+	if got := mountSource(s, "/srv"); got != "/srv" {
+		t.Errorf("bind mount: got %q; want /srv", got)
+	}
+	if len(c.Env) != 1 {
+		t.Errorf("config env changed to %q; want it left alone", c.Env)
+	}
+}
+
+func TestSpecHash(t *testing.T) {
+	base := func() Config {
+		return Config{
+			Name: "svc", Image: "img",
+			Ports:  []Port{{Route: "web", Port: 8080}},
+			Env:    []string{"A=1", "B=2"},
+			Labels: map[string]string{"x": "1", "y": "2", "z": "3"},
+		}
+	}
+	hash := func(c Config) string { return c.containerSpec().Labels[LabelHash] }
+	want := hash(base())
+	if len(want) != 64 {
+		t.Fatalf("hash: got %q; want 64 hex digits", want)
+	}
+	for range 20 { // map order varies from run to run
+		if got := hash(base()); got != want {
+			t.Fatalf("hash of equal settings: got %s; want %s", got, want)
+		}
+	}
+	changes := []struct {
+		name   string
+		change func(c *Config)
+	}{
+		{name: "env value", change: func(c *Config) { c.Env[1] = "B=3" }},
+		{name: "env order", change: func(c *Config) { c.Env = []string{"B=2", "A=1"} }},
+		{name: "image", change: func(c *Config) { c.Image = "img2" }},
+		{name: "command", change: func(c *Config) { c.Command = []string{"x"} }},
+		{name: "port", change: func(c *Config) { c.Ports[0].Port = 8081 }},
+		{name: "label", change: func(c *Config) { c.Labels["x"] = "9" }},
+		{name: "volume", change: func(c *Config) { c.Volumes = []string{"d:/d"} }},
+		{name: "memory", change: func(c *Config) { c.Memory = 1 << 20 }},
+		{name: "cpus", change: func(c *Config) { c.CPUs = 0.5 }},
+		{name: "user", change: func(c *Config) { c.User = "1000" }},
+		{name: "network", change: func(c *Config) { c.Network = "host" }},
+	}
+	for _, tt := range changes {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.change(&c)
+			if got := hash(c); got == want {
+				t.Errorf("hash unchanged after changing %s", tt.name)
+			}
+		})
+	}
+	// Settings that do not reach the container leave it alone.
+	c := base()
+	c.ReadyTimeout = 1
+	c.StopTimeout = 1
+	c.Ports[0].Route = "renamed"
+	if got := hash(c); got != want {
+		t.Errorf("hash changed with route names or timeouts; want it unchanged")
+	}
+}
+
+func TestDefaultPodmanURL(t *testing.T) {
+	tests := []struct {
+		name   string
+		env    map[string]string
+		euid   int
+		exists bool
+		want   string
+	}{
+		{name: "CONTAINER_HOST wins", env: map[string]string{"CONTAINER_HOST": "tcp://h:1", "XDG_RUNTIME_DIR": "/run/user/1000"}, euid: 1000, exists: true, want: "tcp://h:1"},
+		{name: "rootless socket", env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, euid: 1000, exists: true, want: "unix:///run/user/1000/podman/podman.sock"},
+		{name: "rootless socket missing", env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, euid: 1000, exists: false, want: "unix:///run/podman/podman.sock"},
+		{name: "root", env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/0"}, euid: 0, exists: true, want: "unix:///run/podman/podman.sock"},
+		{name: "nothing set", euid: 1000, exists: true, want: "unix:///run/podman/podman.sock"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := defaultPodmanURL(func(k string) string { return tt.env[k] }, tt.euid, func(string) bool { return tt.exists })
+			if got != tt.want {
+				t.Errorf("defaultPodmanURL: got %q; want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,298 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"sync"
+	"time"
+)
+
+// fakeRuntime is an in-memory Runtime. Its behaviour is set by the hook
+// fields before use; calls are counted by method name.
+type fakeRuntime struct {
+	// startDelay is how long Start takes.
+	startDelay time.Duration
+	// afterStart, if set, runs (in Start's goroutine, unlocked) once the
+	// container runs, e.g. to make it exit later.
+	afterStart func(f *fakeRuntime, id string)
+	// exec, if set, answers Exec; else exit code 0.
+	exec func(id string, argv []string) (int, string, error)
+	// health, if set, answers HealthCheck; else "healthy".
+	health func(id string) (string, error)
+	// pullErr is what Pull returns; nil means the pull adds the image.
+	pullErr error
+	// logs is what Logs returns.
+	logs []string
+	// noHealthcheck makes created containers lack a healthcheck.
+	noHealthcheck bool
+
+	mu         sync.Mutex
+	images     map[string]string // ref → image ID
+	containers map[string]*fakeContainer
+	nextID     int
+	nextPort   uint16
+	calls      map[string]int
+}
+
+type fakeContainer struct {
+	info   ContainerInfo
+	name   string
+	spec   ContainerSpec
+	exited chan struct{} // closed when the current run ends
+}
+
+func newFakeRuntime() *fakeRuntime {
+	return &fakeRuntime{
+		images:     map[string]string{"img": "sha256:img1"},
+		containers: make(map[string]*fakeContainer),
+		nextPort:   40000,
+		calls:      make(map[string]int),
+	}
+}
+
+func (f *fakeRuntime) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+func (f *fakeRuntime) called(method string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[method]++
+}
+
+// find returns the container with this name or ID. f.mu is held.
+func (f *fakeRuntime) find(nameOrID string) *fakeContainer {
+	for _, c := range f.containers {
+		if c.name == nameOrID || c.info.ID == nameOrID {
+			return c
+		}
+	}
+	return nil
+}
+
+// running reports whether the container with this name or ID runs.
+func (f *fakeRuntime) running(nameOrID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.find(nameOrID)
+	return c != nil && c.info.Running
+}
+
+// containerID returns the ID of the container called name, or "".
+func (f *fakeRuntime) containerID(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.find(name); c != nil {
+		return c.info.ID
+	}
+	return ""
+}
+
+// add puts a container in place as if someone else had created it.
+func (f *fakeRuntime) add(name string, labels map[string]string, running bool) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	id := fmt.Sprintf("id%d", f.nextID)
+	c := &fakeContainer{
+		name:   name,
+		info:   ContainerInfo{ID: id, ImageID: f.images["img"], Labels: labels},
+		exited: make(chan struct{}),
+	}
+	f.containers[id] = c
+	if running {
+		f.run(c)
+	}
+	return id
+}
+
+// exit makes container id exit with code, if it runs.
+func (f *fakeRuntime) exit(id string, code int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.find(id); c != nil && c.info.Running {
+		c.info.Running = false
+		c.info.ExitCode = code
+		c.info.HostPorts = nil
+		close(c.exited)
+	}
+}
+
+// run marks c running and publishes its ports. f.mu is held.
+func (f *fakeRuntime) run(c *fakeContainer) {
+	c.info.Running = true
+	c.exited = make(chan struct{})
+	c.info.HostPorts = make(map[ContainerPort]uint16)
+	for _, p := range c.spec.Ports {
+		f.nextPort++
+		c.info.HostPorts[p] = f.nextPort
+	}
+}
+
+func (f *fakeRuntime) ImageID(ctx context.Context, ref string) (string, bool, error) {
+	f.called("ImageID")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id, ok := f.images[ref]
+	return id, ok, nil
+}
+
+func (f *fakeRuntime) Pull(ctx context.Context, ref string) error {
+	f.called("Pull")
+	if f.pullErr != nil {
+		return f.pullErr
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.images[ref] = "sha256:pulled"
+	return nil
+}
+
+func (f *fakeRuntime) Inspect(ctx context.Context, name string) (ContainerInfo, bool, error) {
+	f.called("Inspect")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.find(name)
+	if c == nil {
+		return ContainerInfo{}, false, nil
+	}
+	info := c.info
+	info.Labels = maps.Clone(c.info.Labels)
+	info.HostPorts = maps.Clone(c.info.HostPorts)
+	return info, true, nil
+}
+
+func (f *fakeRuntime) Create(ctx context.Context, spec ContainerSpec) (string, error) {
+	f.called("Create")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.find(spec.Name) != nil {
+		return "", fmt.Errorf("the container name %q is already in use", spec.Name)
+	}
+	f.nextID++
+	id := fmt.Sprintf("id%d", f.nextID)
+	f.containers[id] = &fakeContainer{
+		name: spec.Name,
+		spec: spec,
+		info: ContainerInfo{
+			ID:             id,
+			ImageID:        f.images[spec.Image],
+			Labels:         maps.Clone(spec.Labels),
+			HasHealthcheck: !f.noHealthcheck,
+		},
+		exited: make(chan struct{}),
+	}
+	return id, nil
+}
+
+func (f *fakeRuntime) Start(ctx context.Context, id string) error {
+	f.called("Start")
+	if f.startDelay > 0 {
+		select {
+		case <-time.After(f.startDelay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	c := f.find(id)
+	if c == nil {
+		f.mu.Unlock()
+		return errors.New("no such container")
+	}
+	if !c.info.Running {
+		f.run(c)
+	}
+	f.mu.Unlock()
+	if f.afterStart != nil {
+		f.afterStart(f, id)
+	}
+	return nil
+}
+
+func (f *fakeRuntime) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	f.called("Stop")
+	f.exit(id, 143)
+	return nil
+}
+
+func (f *fakeRuntime) Remove(ctx context.Context, id string, timeout time.Duration) error {
+	f.called("Remove")
+	f.exit(id, 137)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.containers, id)
+	return nil
+}
+
+func (f *fakeRuntime) Wait(ctx context.Context, id string) (int, error) {
+	f.mu.Lock()
+	c := f.find(id)
+	if c == nil {
+		f.mu.Unlock()
+		return -1, nil
+	}
+	ch := c.exited
+	f.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return c.info.ExitCode, nil
+}
+
+func (f *fakeRuntime) Exec(ctx context.Context, id string, argv []string) (int, string, error) {
+	f.called("Exec")
+	if f.exec != nil {
+		return f.exec(id, argv)
+	}
+	return 0, "", nil
+}
+
+func (f *fakeRuntime) HealthCheck(ctx context.Context, id string) (string, error) {
+	f.called("HealthCheck")
+	if f.health != nil {
+		return f.health(id)
+	}
+	return "healthy", nil
+}
+
+func (f *fakeRuntime) Logs(ctx context.Context, id string, n int) ([]string, error) {
+	f.called("Logs")
+	return f.logs, nil
+}
+
+// mountSource returns where spec mounts target from, or "".
+func mountSource(spec ContainerSpec, target string) string {
+	for _, m := range spec.Mounts {
+		if m.Target == target {
+			return m.Source
+		}
+	}
+	return ""
+}
+
+// notifyReady plays a container that sends READY=1 to its notify socket.
+func (f *fakeRuntime) notifyReady(id string) error {
+	f.mu.Lock()
+	c := f.find(id)
+	f.mu.Unlock()
+	if c == nil {
+		return errors.New("no such container")
+	}
+	conn, err := net.Dial("unixgram", mountSource(c.spec, NotifyPath))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = conn.Write([]byte("STATUS=warming up\nREADY=1\n"))
+	return err
+}

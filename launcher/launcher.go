@@ -1,0 +1,352 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// callTimeout bounds each ordinary call into the runtime (inspect, create,
+// start, exec, logs). Pulls, stops and removals have their own.
+const callTimeout = 30 * time.Second
+
+// errStopRequested is the cause of a start cancelled by Stop.
+var errStopRequested = errors.New("stop requested")
+
+// Launcher runs one container on demand: Start makes it ready, sharing one
+// start among concurrent callers; Stop stops it, keeping it for a fast next
+// start. It satisfies proxy.Backend. Its methods are safe for concurrent use.
+type Launcher struct {
+	cfg   Config
+	spec  ContainerSpec
+	probe Probe
+	rt    Runtime
+	log   *slog.Logger
+	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	http  *http.Client
+
+	group   singleflight.Group // one start at a time, keyed by generation
+	wg      sync.WaitGroup     // start and watch goroutines, waited for by Run
+	running chan struct{}      // closed once Run has begun
+
+	mu          sync.Mutex
+	runCtx      context.Context // Run's; starts and watchers run under it
+	closed      bool            // Run is returning: start nothing more
+	state       State
+	gen         uint64                  // counts starts; tags the start call and its watcher
+	startCall   func() (any, error)     // the start of generation gen
+	cancelStart context.CancelCauseFunc // cancels the start of generation gen
+	stopDone    chan struct{}           // closed when the stop in progress ends
+	id          string                  // ID of the container last started
+	addrs       map[string]string       // route → "127.0.0.1:PORT", while ready
+	readyAt     time.Time
+	coldStart   time.Duration
+	failures    int       // deaths since the container last stayed up, for backoff
+	lastFailure time.Time // when the last of those happened
+}
+
+// New checks cfg and returns a launcher in state stopped. It does not
+// contact the runtime; call Run before or alongside Start.
+func New(cfg Config) (*Launcher, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("configuring launcher: %w", err)
+	}
+	// Keep a copy the caller cannot change under us.
+	cfg.Command = slices.Clone(cfg.Command)
+	cfg.Ports = slices.Clone(cfg.Ports)
+	cfg.Env = slices.Clone(cfg.Env)
+	cfg.Volumes = slices.Clone(cfg.Volumes)
+	cfg.Labels = maps.Clone(cfg.Labels)
+	l := &Launcher{
+		cfg:     cfg,
+		probe:   cfg.ready(),
+		rt:      cfg.Runtime,
+		log:     cfg.logger().With("service", cfg.Name),
+		dial:    cfg.dialContext(),
+		running: make(chan struct{}),
+		state:   StateStopped,
+	}
+	l.spec = cfg.containerSpec()
+	l.http = newProbeClient(l.dial)
+	return l, nil
+}
+
+// Run owns the launcher's lifetime: starts and the exit watcher run under
+// ctx. It returns nil once ctx is done and those goroutines have finished.
+// Run does not stop the container; call Stop for that.
+func (l *Launcher) Run(ctx context.Context) error {
+	l.mu.Lock()
+	if l.runCtx != nil {
+		l.mu.Unlock()
+		return errors.New("running launcher: Run called twice")
+	}
+	l.runCtx = ctx
+	close(l.running)
+	l.mu.Unlock()
+
+	<-ctx.Done()
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.wg.Wait()
+	return nil
+}
+
+// State returns the launcher's state.
+func (l *Launcher) State() State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
+}
+
+// LastColdStart returns how long the last successful start took, from
+// stopped to ready (pull and probe included, crash-loop delay excluded),
+// or zero if there was none.
+func (l *Launcher) LastColdStart() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.coldStart
+}
+
+// Addr returns "127.0.0.1:PORT", the host address published for route's
+// container port. It fails for an unknown route or when the container is
+// not ready.
+func (l *Launcher) Addr(route string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.hasRoute(route) {
+		return "", fmt.Errorf("finding address of route %q: unknown route", route)
+	}
+	if l.state != StateReady {
+		return "", fmt.Errorf("finding address of route %q: container %q is %s", route, l.cfg.Name, l.state)
+	}
+	return l.addrs[route], nil
+}
+
+func (l *Launcher) hasRoute(route string) bool {
+	for _, p := range l.cfg.Ports {
+		if p.Route == route {
+			return true
+		}
+	}
+	return false
+}
+
+// Start makes the container ready: it returns nil at once if it is, and
+// otherwise starts it, or joins the start in progress, and waits for it.
+// The start runs under Run's context: a caller whose ctx ends stops
+// waiting, but the start goes on for the others. A Start during a Stop
+// starts the container again once the stop has finished.
+func (l *Launcher) Start(ctx context.Context) error {
+	l.mu.Lock()
+	if l.state == StateReady {
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.Unlock()
+
+	select {
+	case <-l.running:
+	case <-ctx.Done():
+		return fmt.Errorf("starting container %q: waiting for the launcher to run: %w", l.cfg.Name, context.Cause(ctx))
+	}
+	for {
+		l.mu.Lock()
+		switch l.state {
+		case StateReady:
+			l.mu.Unlock()
+			return nil
+		case StateStopping:
+			done := l.stopDone
+			l.mu.Unlock()
+			select {
+			case <-done:
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("starting container %q: waiting for it to stop: %w", l.cfg.Name, context.Cause(ctx))
+			}
+		case StateStopped:
+			if l.closed {
+				l.mu.Unlock()
+				return fmt.Errorf("starting container %q: %w", l.cfg.Name, ErrClosed)
+			}
+			l.beginStart()
+		}
+		// Joined under l.mu, so the call of generation gen is still in
+		// flight: it sets the final state under l.mu before it returns.
+		ch := l.group.DoChan(strconv.FormatUint(l.gen, 10), l.startCall)
+		l.mu.Unlock()
+		select {
+		case r := <-ch:
+			return r.Err
+		case <-ctx.Done():
+			return fmt.Errorf("starting container %q: %w", l.cfg.Name, context.Cause(ctx))
+		}
+	}
+}
+
+// beginStart moves from stopped to starting and prepares the start call of
+// a new generation. l.mu is held.
+func (l *Launcher) beginStart() {
+	l.gen++
+	gen := l.gen
+	ctx, cancel := context.WithCancelCause(l.runCtx)
+	delay := l.backoffDelay(time.Now())
+	l.cancelStart = cancel
+	l.startCall = func() (any, error) {
+		return nil, l.startContainer(ctx, cancel, gen, delay)
+	}
+	l.wg.Add(1)
+	l.setState(StateStarting)
+}
+
+// startContainer is the body of the start of generation gen, run once by
+// the singleflight group for every caller waiting on it.
+func (l *Launcher) startContainer(ctx context.Context, cancel context.CancelCauseFunc, gen uint64, delay time.Duration) error {
+	defer l.wg.Done()
+	defer cancel(nil)
+
+	err := waitBackoff(ctx, delay, func() {
+		l.log.Warn("delaying start: container keeps dying", "delay", delay)
+		l.status("delaying start of container %s by %s: it keeps dying", l.cfg.Name, delay.Round(time.Millisecond))
+	})
+	var r *startResult
+	if err == nil {
+		r, err = l.start(ctx, gen)
+	}
+	if err = l.endStart(ctx, r, err); err != nil {
+		l.status("container %s not started: %v", l.cfg.Name, err)
+		return fmt.Errorf("starting container %q: %w", l.cfg.Name, err)
+	}
+	took := time.Since(r.began)
+	l.log.Info("container ready", "container", shortID(r.id), "took", took)
+	l.status("container %s ready in %s", l.cfg.Name, took.Round(time.Millisecond))
+	return nil
+}
+
+// endStart moves from starting to ready with r, or to stopped if err is
+// not nil or the container exited after passing its probe. Only the start
+// in progress leaves the starting state, so no generation check is needed.
+func (l *Launcher) endStart(ctx context.Context, r *startResult, err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		select {
+		case <-r.watch.done:
+			err = &ExitError{Name: l.cfg.Name, Code: r.watch.code}
+		default:
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			// Cancellation by Stop or by Run's end is not the
+			// container's fault; anything else counts for the backoff.
+			l.noteFailure(time.Now())
+		}
+		l.setState(StateStopped)
+		return err
+	}
+	l.id = r.id
+	l.addrs = r.addrs
+	l.readyAt = time.Now()
+	l.coldStart = l.readyAt.Sub(r.began)
+	l.setState(StateReady)
+	return nil
+}
+
+// Stop stops the container, keeping it for a fast next start. A start in
+// progress is cancelled first (its waiters get an error). Once begun, the
+// stop completes even if ctx ends, bounded by StopTimeout plus a margin;
+// ctx bounds only the waiting for another start or stop to end.
+func (l *Launcher) Stop(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		switch l.state {
+		case StateStopped:
+			l.mu.Unlock()
+			return nil
+		case StateStarting:
+			l.cancelStart(errStopRequested)
+			ch := l.group.DoChan(strconv.FormatUint(l.gen, 10), l.startCall)
+			l.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("stopping container %q: waiting for its start to end: %w", l.cfg.Name, context.Cause(ctx))
+			}
+		case StateStopping:
+			done := l.stopDone
+			l.mu.Unlock()
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				return fmt.Errorf("stopping container %q: waiting for the stop in progress: %w", l.cfg.Name, context.Cause(ctx))
+			}
+		case StateReady:
+			id := l.id
+			l.stopDone = make(chan struct{})
+			l.setState(StateStopping)
+			l.mu.Unlock()
+
+			l.status("stopping container %s", l.cfg.Name)
+			err := l.stopContainer(ctx, id)
+
+			l.mu.Lock()
+			if time.Since(l.readyAt) >= stableAfter {
+				l.failures = 0
+			}
+			l.setState(StateStopped)
+			close(l.stopDone)
+			l.mu.Unlock()
+			if err != nil {
+				return fmt.Errorf("stopping container %q: %w", l.cfg.Name, err)
+			}
+			l.status("container %s stopped", l.cfg.Name)
+			return nil
+		}
+	}
+}
+
+// stopContainer stops container id, even if ctx is cancelled.
+func (l *Launcher) stopContainer(ctx context.Context, id string) error {
+	timeout := l.cfg.stopTimeout()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+callTimeout)
+	defer cancel()
+	return l.rt.Stop(sctx, id, timeout)
+}
+
+// setState is the one place the state changes. l.mu is held.
+func (l *Launcher) setState(s State) {
+	if l.state == s {
+		return
+	}
+	l.log.Debug("state changed", "from", l.state, "to", s)
+	l.state = s
+}
+
+// status sends a line to Config.Status.
+func (l *Launcher) status(format string, args ...any) {
+	if l.cfg.Status != nil {
+		l.cfg.Status(fmt.Sprintf(format, args...))
+	}
+}
+
+// shortID returns the 12-character form of a container ID.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,408 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containers/podman/v5/libpod/define"
+	"github.com/containers/podman/v5/pkg/api/handlers"
+	"github.com/containers/podman/v5/pkg/bindings"
+	"github.com/containers/podman/v5/pkg/bindings/containers"
+	"github.com/containers/podman/v5/pkg/bindings/images"
+	"github.com/containers/podman/v5/pkg/errorhandling"
+	"github.com/containers/podman/v5/pkg/specgen"
+	spec "github.com/opencontainers/runtime-spec/specs-go"
+	nettypes "go.podman.io/common/libnetwork/types"
+)
+
+// connectTimeout bounds NewPodman's first contact with the service.
+const connectTimeout = 10 * time.Second
+
+// DefaultPodmanURL returns the Podman API address to use when none is
+// given: $CONTAINER_HOST if set; else, for a non-root user,
+// unix://$XDG_RUNTIME_DIR/podman/podman.sock if that socket exists; else
+// unix:///run/podman/podman.sock.
+func DefaultPodmanURL() string {
+	return defaultPodmanURL(os.Getenv, os.Geteuid(), func(path string) bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+}
+
+func defaultPodmanURL(getenv func(string) string, euid int, exists func(string) bool) string {
+	if u := getenv("CONTAINER_HOST"); u != "" {
+		return u
+	}
+	if dir := getenv("XDG_RUNTIME_DIR"); euid != 0 && dir != "" {
+		if path := filepath.Join(dir, "podman", "podman.sock"); exists(path) {
+			return "unix://" + path
+		}
+	}
+	return "unix:///run/podman/podman.sock"
+}
+
+// Podman is the Runtime over the Podman REST API (the podman.socket
+// service), rootful or rootless. It is safe for concurrent use.
+type Podman struct {
+	// conn carries the connection made by bindings.NewConnection as
+	// context values. Its cancellation is never used: each call brings
+	// its own ctx, see call.
+	conn context.Context
+}
+
+var _ Runtime = (*Podman)(nil)
+
+// NewPodman connects to the Podman API at uri ("unix:///run/podman/podman.sock",
+// "tcp://host:port", "ssh://..."); if uri is empty, DefaultPodmanURL. It
+// returns an error wrapping ErrNoPodman if the socket is missing, refuses
+// connections, or does not answer within 10s.
+func NewPodman(ctx context.Context, uri string) (*Podman, error) {
+	if uri == "" {
+		uri = DefaultPodmanURL()
+	}
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	conn, err := bindings.NewConnection(cctx, uri)
+	if err != nil {
+		if isUnreachable(err) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("connecting to %s: %w: %v", uri, ErrNoPodman, err)
+		}
+		return nil, fmt.Errorf("connecting to %s: %w", uri, err)
+	}
+	return &Podman{conn: conn}, nil
+}
+
+// callContext is ctx (deadline, cancellation, values) that also answers
+// the connection values the bindings look up.
+type callContext struct {
+	context.Context
+	conn context.Context
+}
+
+func (c callContext) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.conn.Value(key)
+}
+
+func (p *Podman) call(ctx context.Context) context.Context {
+	return callContext{Context: ctx, conn: p.conn}
+}
+
+// isUnreachable reports whether err means the API socket is missing or
+// nobody listens on it.
+func isUnreachable(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// apiError trims what the bindings return: Podman's own message for errors
+// the service sent, ErrNoPodman for a service that is gone.
+func apiError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var em *errorhandling.ErrorModel
+	if errors.As(err, &em) {
+		return errors.New(strings.TrimSpace(em.Message))
+	}
+	if isUnreachable(err) {
+		return fmt.Errorf("%w: %v", ErrNoPodman, err)
+	}
+	return err
+}
+
+// isNotFound reports whether err is the service's 404.
+func isNotFound(err error) bool {
+	var em *errorhandling.ErrorModel
+	return errors.As(err, &em) && em.ResponseCode == 404
+}
+
+// seconds rounds d up to whole seconds, as the API wants.
+func seconds(d time.Duration) uint {
+	return uint(math.Ceil(d.Seconds()))
+}
+
+func (p *Podman) ImageID(ctx context.Context, ref string) (string, bool, error) {
+	img, err := images.GetImage(p.call(ctx), ref, nil)
+	if isNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, apiError(err)
+	}
+	return img.ID, true, nil
+}
+
+func (p *Podman) Pull(ctx context.Context, ref string) error {
+	_, err := images.Pull(p.call(ctx), ref, new(images.PullOptions).WithQuiet(true))
+	if err == nil {
+		return nil
+	}
+	err = apiError(err)
+	if errors.Is(err, ErrNoPodman) || ctx.Err() != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrImageNotFound, err)
+}
+
+func (p *Podman) Inspect(ctx context.Context, name string) (ContainerInfo, bool, error) {
+	data, err := containers.Inspect(p.call(ctx), name, nil)
+	if isNotFound(err) {
+		return ContainerInfo{}, false, nil
+	}
+	if err != nil {
+		return ContainerInfo{}, false, apiError(err)
+	}
+	info := ContainerInfo{
+		ID:      data.ID,
+		ImageID: data.Image,
+	}
+	if data.Config != nil {
+		info.Labels = data.Config.Labels
+		info.HasHealthcheck = data.Config.Healthcheck != nil && len(data.Config.Healthcheck.Test) > 0 &&
+			data.Config.Healthcheck.Test[0] != "NONE"
+	}
+	if data.State != nil {
+		info.Running = data.State.Running
+		info.ExitCode = int(data.State.ExitCode)
+	}
+	if data.NetworkSettings != nil && info.Running {
+		info.HostPorts = make(map[ContainerPort]uint16)
+		for key, bindings := range data.NetworkSettings.Ports {
+			cp, err := parseContainerPort(key)
+			if err != nil {
+				continue
+			}
+			for _, b := range bindings {
+				hp, err := strconv.ParseUint(b.HostPort, 10, 16)
+				if err == nil && hp != 0 {
+					info.HostPorts[cp] = uint16(hp)
+					break
+				}
+			}
+		}
+	}
+	return info, true, nil
+}
+
+// parseContainerPort parses Podman's "8080/tcp".
+func parseContainerPort(s string) (ContainerPort, error) {
+	port, proto, ok := strings.Cut(s, "/")
+	if !ok {
+		proto = string(ProtoTCP)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return ContainerPort{}, fmt.Errorf("parsing port %q: %w", s, err)
+	}
+	return ContainerPort{Port: uint16(n), Proto: Protocol(proto)}, nil
+}
+
+func (p *Podman) Create(ctx context.Context, cs ContainerSpec) (string, error) {
+	s, err := specGenerator(cs)
+	if err != nil {
+		return "", err
+	}
+	resp, err := containers.CreateWithSpec(p.call(ctx), s, nil)
+	if err != nil {
+		return "", apiError(err)
+	}
+	return resp.ID, nil
+}
+
+// specGenerator translates cs into what Podman's create endpoint takes.
+func specGenerator(cs ContainerSpec) (*specgen.SpecGenerator, error) {
+	s := specgen.NewSpecGenerator(cs.Image, false)
+	s.Name = cs.Name
+	s.Command = cs.Command
+	s.Labels = cs.Labels
+	s.User = cs.User
+	if len(cs.Env) > 0 {
+		s.Env = make(map[string]string, len(cs.Env))
+		for _, kv := range cs.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			s.Env[k] = v
+		}
+	}
+	for _, port := range cs.Ports {
+		s.PortMappings = append(s.PortMappings, nettypes.PortMapping{
+			HostIP:        "127.0.0.1",
+			ContainerPort: port.Port,
+			Protocol:      string(port.Proto),
+		})
+	}
+	for _, m := range cs.Mounts {
+		if filepath.IsAbs(m.Source) {
+			s.Mounts = append(s.Mounts, spec.Mount{
+				Type:        define.TypeBind,
+				Source:      m.Source,
+				Destination: m.Target,
+				Options:     m.Options,
+			})
+			continue
+		}
+		s.Volumes = append(s.Volumes, &specgen.NamedVolume{
+			Name:    m.Source,
+			Dest:    m.Target,
+			Options: m.Options,
+		})
+	}
+	if cs.Memory > 0 || cs.CPUs > 0 {
+		s.ResourceLimits = &spec.LinuxResources{}
+		if cs.Memory > 0 {
+			s.ResourceLimits.Memory = &spec.LinuxMemory{Limit: &cs.Memory}
+		}
+		if cs.CPUs > 0 {
+			period := uint64(100000)
+			quota := int64(cs.CPUs * float64(period))
+			s.ResourceLimits.CPU = &spec.LinuxCPU{Period: &period, Quota: &quota}
+		}
+	}
+	if cs.Network != "" {
+		ns, networks, opts, err := specgen.ParseNetworkFlag([]string{cs.Network})
+		if err != nil {
+			return nil, fmt.Errorf("parsing network %q: %w", cs.Network, err)
+		}
+		s.NetNS = ns
+		s.Networks = networks
+		s.NetworkOptions = opts
+	}
+	return s, nil
+}
+
+func (p *Podman) Start(ctx context.Context, id string) error {
+	return apiError(containers.Start(p.call(ctx), id, nil))
+}
+
+func (p *Podman) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	opts := new(containers.StopOptions).WithIgnore(true).WithTimeout(seconds(timeout))
+	return apiError(containers.Stop(p.call(ctx), id, opts))
+}
+
+func (p *Podman) Remove(ctx context.Context, id string, timeout time.Duration) error {
+	opts := new(containers.RemoveOptions).WithForce(true).WithIgnore(true).WithTimeout(seconds(timeout))
+	reports, err := containers.Remove(p.call(ctx), id, opts)
+	if err != nil {
+		return apiError(err)
+	}
+	var errs []error
+	for _, r := range reports {
+		if r.Err != nil {
+			errs = append(errs, apiError(r.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Podman) Wait(ctx context.Context, id string) (int, error) {
+	opts := new(containers.WaitOptions).WithCondition([]define.ContainerStatus{
+		define.ContainerStateStopped, define.ContainerStateExited,
+	})
+	code, err := containers.Wait(p.call(ctx), id, opts)
+	if isNotFound(err) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, apiError(err)
+	}
+	return int(code), nil
+}
+
+func (p *Podman) Exec(ctx context.Context, id string, argv []string) (int, string, error) {
+	ctx = p.call(ctx)
+	cfg := new(handlers.ExecCreateConfig)
+	cfg.Cmd = argv
+	cfg.AttachStdout = true
+	cfg.AttachStderr = true
+	session, err := containers.ExecCreate(ctx, id, cfg)
+	if err != nil {
+		return 0, "", fmt.Errorf("creating exec session: %w", apiError(err))
+	}
+	// Removing the session needs Podman 4.8; older services drop it when
+	// the container stops.
+	defer containers.ExecRemove(ctx, session, nil) //nolint:errcheck
+	var out lockedBuffer
+	opts := new(containers.ExecStartAndAttachOptions).
+		WithOutputStream(&out).WithErrorStream(&out).
+		WithAttachOutput(true).WithAttachError(true)
+	if err := containers.ExecStartAndAttach(ctx, session, opts); err != nil {
+		return 0, out.String(), fmt.Errorf("running exec session: %w", apiError(err))
+	}
+	inspect, err := containers.ExecInspect(ctx, session, nil)
+	if err != nil {
+		return 0, out.String(), fmt.Errorf("inspecting exec session: %w", apiError(err))
+	}
+	return inspect.ExitCode, out.String(), nil
+}
+
+// lockedBuffer is a bytes.Buffer the exec attach may write from two
+// streams.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (p *Podman) HealthCheck(ctx context.Context, id string) (string, error) {
+	res, err := containers.RunHealthCheck(p.call(ctx), id, nil)
+	if err != nil {
+		return "", apiError(err)
+	}
+	return res.Status, nil
+}
+
+func (p *Podman) Logs(ctx context.Context, id string, n int) ([]string, error) {
+	frames := make(chan string)
+	done := make(chan []string)
+	go collectLogs(frames, done)
+	opts := new(containers.LogOptions).WithTail(strconv.Itoa(n)).WithStdout(true).WithStderr(true)
+	err := containers.Logs(p.call(ctx), id, opts, frames, frames)
+	close(frames)
+	lines := <-done
+	if err != nil {
+		return lines, apiError(err)
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines, nil
+}
+
+// collectLogs joins the log frames it receives into lines and sends them
+// on done once frames is closed.
+func collectLogs(frames <-chan string, done chan<- []string) {
+	var b strings.Builder
+	for f := range frames {
+		b.WriteString(f)
+	}
+	var lines []string
+	for line := range strings.SplitSeq(b.String(), "\n") {
+		if line = strings.TrimRight(line, "\r"); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	done <- lines
+}

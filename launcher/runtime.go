@@ -1,0 +1,112 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Runtime is the part of a container engine the launcher uses. Podman
+// implements it over the Podman API; unit tests use a fake. Every method is
+// called with a ctx that carries a deadline, except Wait, which runs until
+// the container exits or ctx ends.
+type Runtime interface {
+	// ImageID returns the ID of image ref in local storage, and ok false
+	// if local storage does not have it.
+	ImageID(ctx context.Context, ref string) (id string, ok bool, err error)
+
+	// Pull pulls ref into local storage. When the engine answers but the
+	// pull fails (unknown image, registry refusal), the error wraps
+	// ErrImageNotFound.
+	Pull(ctx context.Context, ref string) error
+
+	// Inspect describes the container called name, and ok false if there
+	// is none.
+	Inspect(ctx context.Context, name string) (info ContainerInfo, ok bool, err error)
+
+	// Create creates a container from spec, without starting it, and
+	// returns its ID.
+	Create(ctx context.Context, spec ContainerSpec) (id string, err error)
+
+	// Start starts the created or stopped container id.
+	Start(ctx context.Context, id string) error
+
+	// Stop stops container id, killing it after timeout. Stopping a
+	// container that is not running or no longer exists is not an error.
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+
+	// Remove removes container id, stopping it first (killing it after
+	// timeout) if it runs. Removing a missing container is not an error.
+	Remove(ctx context.Context, id string, timeout time.Duration) error
+
+	// Wait blocks until container id is not running and returns its exit
+	// code. A container that no longer exists counts as exited with code
+	// -1.
+	Wait(ctx context.Context, id string) (exitCode int, err error)
+
+	// Exec runs argv inside the running container id and returns its exit
+	// code and combined output.
+	Exec(ctx context.Context, id string, argv []string) (exitCode int, output string, err error)
+
+	// HealthCheck runs the healthcheck of container id once and returns
+	// the resulting status: "healthy", "unhealthy" or "starting".
+	HealthCheck(ctx context.Context, id string) (status string, err error)
+
+	// Logs returns up to the last n lines the container id wrote to
+	// stdout and stderr.
+	Logs(ctx context.Context, id string, n int) ([]string, error)
+}
+
+// ContainerPort is a port inside a container.
+type ContainerPort struct {
+	Port  uint16
+	Proto Protocol
+}
+
+// String returns the Podman notation, "8080/tcp".
+func (p ContainerPort) String() string {
+	return fmt.Sprintf("%d/%s", p.Port, p.Proto)
+}
+
+// Mount is a volume mounted into a container.
+type Mount struct {
+	// Source is an absolute host path (a bind mount) or the name of a
+	// named volume.
+	Source string
+	// Target is the absolute path inside the container.
+	Target string
+	// Options are mount options such as "ro" or "z".
+	Options []string `json:",omitempty"`
+}
+
+// ContainerSpec is everything the launcher sets when it creates a
+// container. Its canonical JSON, hashed, is the io.lazypod.hash label.
+type ContainerSpec struct {
+	Name    string
+	Image   string
+	Command []string          `json:",omitempty"`
+	Env     []string          `json:",omitempty"` // KEY=VALUE
+	Ports   []ContainerPort   `json:",omitempty"` // published on 127.0.0.1, host port chosen by the engine
+	Mounts  []Mount           `json:",omitempty"`
+	Labels  map[string]string `json:",omitempty"`
+	Memory  int64             `json:",omitempty"` // bytes
+	CPUs    float64           `json:",omitempty"`
+	User    string            `json:",omitempty"`
+	Network string            `json:",omitempty"`
+}
+
+// ContainerInfo is what the launcher reads back from an existing container.
+type ContainerInfo struct {
+	ID      string
+	ImageID string
+	Labels  map[string]string
+	Running bool
+	// ExitCode is the exit code of the last run, when not Running.
+	ExitCode int
+	// HasHealthcheck reports whether the container has a healthcheck,
+	// usually inherited from the image's HEALTHCHECK.
+	HasHealthcheck bool
+	// HostPorts maps each published container port to the host port the
+	// engine chose. It is filled in only while the container runs.
+	HostPorts map[ContainerPort]uint16
+}

@@ -1,0 +1,295 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Probe loop timing: poll tightly at first, since cold-start latency is
+// what people measure, then back off to probeMaxInterval.
+const (
+	probeMinInterval = 5 * time.Millisecond
+	probeMaxInterval = 100 * time.Millisecond
+	probeMaxAttempt  = 5 * time.Second // bound on one probe attempt
+	// A local connect is accepted or refused at once; one that hangs
+	// (a dropped SYN) is better retried on a fresh connection soon.
+	tcpMaxAttempt = time.Second
+	exitLogLines  = 10
+)
+
+// errReadyTimeout is the cause of a start that ran out of ReadyTimeout.
+var errReadyTimeout = errors.New("ready timeout")
+
+// startResult is a container that passed its probe.
+type startResult struct {
+	id    string
+	addrs map[string]string
+	watch *exitWatch
+	began time.Time
+}
+
+// start runs one start: image, container, start, probe. On failure it
+// leaves no container running.
+func (l *Launcher) start(ctx context.Context, gen uint64) (*startResult, error) {
+	began := time.Now()
+	l.status("starting container %s", l.cfg.Name)
+	imageID, err := l.ensureImage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var notify *notifySocket
+	if l.probe.Kind == ProbeNotify {
+		// Made before the container: its bind mount needs the file.
+		if notify, err = listenNotify(l.cfg.notifySocketPath()); err != nil {
+			return nil, err
+		}
+		defer notify.Close()
+	}
+	info, err := l.ensureContainer(ctx, imageID)
+	if err != nil {
+		return nil, err
+	}
+	log := l.log.With("container", shortID(info.ID))
+
+	rctx, cancel := context.WithTimeoutCause(ctx, l.cfg.readyTimeout(), errReadyTimeout)
+	defer cancel()
+	var w *exitWatch
+	if info.Running {
+		log.Info("adopting running container")
+		w = l.watchExit(gen, info.ID)
+	} else {
+		log.Debug("starting container")
+		cctx, cancel := context.WithTimeout(rctx, callTimeout)
+		err := l.rt.Start(cctx, info.ID)
+		cancel()
+		if err != nil {
+			l.cleanup(ctx, info.ID, nil)
+			return nil, fmt.Errorf("launching container %s: %w", shortID(info.ID), causeOf(rctx, err))
+		}
+		w = l.watchExit(gen, info.ID)
+	}
+
+	t, err := l.target(rctx, info.ID, w)
+	if err == nil {
+		l.status("waiting for container %s to be ready (probe %s)", l.cfg.Name, l.probe)
+		t.notify = notify
+		err = l.waitReady(rctx, t, w)
+	}
+	if err != nil {
+		l.cleanup(ctx, info.ID, w)
+		return nil, err
+	}
+	addrs := make(map[string]string, len(l.cfg.Ports))
+	for _, p := range l.cfg.Ports {
+		addrs[p.Route] = t.addrs[ContainerPort{Port: p.Port, Proto: p.proto()}]
+	}
+	return &startResult{id: info.ID, addrs: addrs, watch: w, began: began}, nil
+}
+
+// cleanup stops container id after a failed start, even if ctx was
+// cancelled, and ends its watcher.
+func (l *Launcher) cleanup(ctx context.Context, id string, w *exitWatch) {
+	if w != nil {
+		select {
+		case <-w.done:
+			return // exited by itself
+		default:
+		}
+		defer w.cancel()
+	}
+	if err := l.stopContainer(ctx, id); err != nil {
+		l.log.Error("stopping container after failed start", "container", shortID(id), "err", err)
+	}
+}
+
+// ensureImage returns the ID of the configured image, pulling it if local
+// storage does not have it.
+func (l *Launcher) ensureImage(ctx context.Context) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	id, ok, err := l.rt.ImageID(cctx, l.cfg.Image)
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("inspecting image %q: %w", l.cfg.Image, causeOf(ctx, err))
+	}
+	if ok {
+		return id, nil
+	}
+	l.log.Info("pulling image", "image", l.cfg.Image)
+	l.status("pulling %s", l.cfg.Image)
+	pctx, cancel := context.WithTimeout(ctx, l.cfg.pullTimeout())
+	defer cancel()
+	if err := l.rt.Pull(pctx, l.cfg.Image); err != nil {
+		return "", fmt.Errorf("pulling image %q: %w", l.cfg.Image, causeOf(ctx, err))
+	}
+	cctx, cancel = context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	id, ok, err = l.rt.ImageID(cctx, l.cfg.Image)
+	if err != nil {
+		return "", fmt.Errorf("inspecting image %q: %w", l.cfg.Image, causeOf(ctx, err))
+	}
+	if !ok {
+		return "", fmt.Errorf("pulling image %q: %w: not in local storage after the pull", l.cfg.Image, ErrImageNotFound)
+	}
+	return id, nil
+}
+
+// ensureContainer returns the container to start: the existing one if it
+// is lazypod's with the same settings and image, else a new one. An
+// existing container of the same name that is not lazypod's is left alone.
+func (l *Launcher) ensureContainer(ctx context.Context, imageID string) (ContainerInfo, error) {
+	name := l.cfg.Name
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	info, ok, err := l.rt.Inspect(cctx, name)
+	cancel()
+	if err != nil {
+		return ContainerInfo{}, fmt.Errorf("inspecting container: %w", causeOf(ctx, err))
+	}
+	if ok {
+		if info.Labels[LabelService] != name {
+			return ContainerInfo{}, fmt.Errorf("checking container: %w (it lacks the label %s=%s)", ErrNotOurs, LabelService, name)
+		}
+		reason := ""
+		switch {
+		case info.Labels[LabelHash] != l.spec.Labels[LabelHash]:
+			reason = "settings changed"
+		case info.ImageID != imageID:
+			reason = "image changed"
+		case info.Running && l.probe.Kind == ProbeNotify:
+			// Its READY=1 went to an earlier socket: restart it.
+			if err := l.stopContainer(ctx, info.ID); err != nil {
+				return ContainerInfo{}, fmt.Errorf("restarting container for the notify probe: %w", err)
+			}
+			info.Running = false
+			return info, nil
+		default:
+			return info, nil
+		}
+		l.log.Info("recreating container", "container", shortID(info.ID), "reason", reason)
+		l.status("recreating container %s: %s", name, reason)
+		timeout := l.cfg.stopTimeout()
+		rctx, cancel := context.WithTimeout(ctx, timeout+callTimeout)
+		err := l.rt.Remove(rctx, info.ID, timeout)
+		cancel()
+		if err != nil {
+			return ContainerInfo{}, fmt.Errorf("removing outdated container: %w", causeOf(ctx, err))
+		}
+	}
+	l.log.Info("creating container", "image", l.cfg.Image)
+	l.status("creating container %s", name)
+	cctx, cancel = context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	id, err := l.rt.Create(cctx, l.spec)
+	if err != nil {
+		return ContainerInfo{}, fmt.Errorf("creating container: %w", causeOf(ctx, err))
+	}
+	return ContainerInfo{ID: id}, nil
+}
+
+// target inspects the started container id for what the probes and Addr
+// need: its host ports.
+func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTarget, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	info, ok, err := l.rt.Inspect(cctx, id)
+	cancel()
+	if err != nil {
+		return probeTarget{}, fmt.Errorf("inspecting started container: %w", causeOf(ctx, err))
+	}
+	if !ok || !info.Running {
+		// Exited already: the watcher has, or will soon have, the code.
+		select {
+		case <-w.done:
+			return probeTarget{}, l.exitError(ctx, id, w.code)
+		case <-ctx.Done():
+			return probeTarget{}, l.exitError(ctx, id, info.ExitCode)
+		}
+	}
+	if l.probe.Kind == ProbeHealthcheck && !info.HasHealthcheck {
+		return probeTarget{}, fmt.Errorf("probing with healthcheck: image %q has no HEALTHCHECK", l.cfg.Image)
+	}
+	t := probeTarget{id: id, addrs: make(map[ContainerPort]string)}
+	for _, cp := range l.spec.Ports {
+		hp, ok := info.HostPorts[cp]
+		if !ok {
+			return probeTarget{}, fmt.Errorf("reading published ports: container port %s has no host port", cp)
+		}
+		t.addrs[cp] = net.JoinHostPort("127.0.0.1", strconv.Itoa(int(hp)))
+	}
+	if p, ok := l.cfg.firstTCP(); ok {
+		t.tcpAddr = t.addrs[ContainerPort{Port: p.Port, Proto: ProtoTCP}]
+	}
+	return t, nil
+}
+
+// waitReady runs the probe until it passes, the container exits, or ctx
+// (carrying ReadyTimeout) ends.
+func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) error {
+	p := l.probe
+	if p.Kind == ProbeNone {
+		return nil
+	}
+	interval := probeMinInterval
+	var last error
+	for attempt := 1; ; attempt++ {
+		limit := probeMaxAttempt
+		switch p.Kind {
+		case ProbeTCP:
+			limit = tcpMaxAttempt
+		case ProbeNotify:
+			limit = interval // the attempt itself waits for a message
+		}
+		actx, cancel := context.WithTimeout(ctx, limit)
+		err := l.probeOnce(actx, p, t)
+		cancel()
+		if err == nil {
+			l.log.Debug("probe passed", "probe", p.String(), "attempts", attempt)
+			return nil
+		}
+		last = err
+		wait := interval
+		if p.Kind == ProbeNotify {
+			wait = 0
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-w.done:
+			timer.Stop()
+			return l.exitError(ctx, t.id, w.code)
+		case <-ctx.Done():
+			timer.Stop()
+			if context.Cause(ctx) == errReadyTimeout {
+				return fmt.Errorf("probing with %s: %w within %s (%d attempts); last: %v",
+					p, ErrNotReady, l.cfg.readyTimeout(), attempt, last)
+			}
+			return context.Cause(ctx)
+		case <-timer.C:
+		}
+		interval = min(interval*3/2, probeMaxInterval)
+	}
+}
+
+// exitError describes container id that exited with code while starting,
+// with its last log lines.
+func (l *Launcher) exitError(ctx context.Context, id string, code int) error {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	lines, err := l.rt.Logs(lctx, id, exitLogLines)
+	if err != nil {
+		l.log.Debug("reading logs of exited container", "container", shortID(id), "err", err)
+	}
+	return &ExitError{Name: l.cfg.Name, Code: code, Logs: lines}
+}
+
+// causeOf returns ctx's cause when ctx has ended, which explains err (a
+// "context canceled" from deep in an API call) better than err does.
+func causeOf(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		if c := context.Cause(ctx); c != nil && c != ctx.Err() {
+			return fmt.Errorf("%w (%v)", c, err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,76 @@
+package launcher
+
+import (
+	"context"
+	"time"
+)
+
+// exitWatch reports the exit of one started container.
+type exitWatch struct {
+	done   chan struct{} // closed when the container has exited
+	code   int           // its exit code, set before done is closed
+	cancel context.CancelFunc
+}
+
+// watchExit starts watching container id of generation gen, under Run's
+// context. The start calls it once the container runs; it serves both the
+// probe loop (an exit fails the start at once) and, after ready, the move
+// back to stopped.
+func (l *Launcher) watchExit(gen uint64, id string) *exitWatch {
+	ctx, cancel := context.WithCancel(l.runCtx)
+	w := &exitWatch{done: make(chan struct{}), cancel: cancel}
+	l.wg.Add(1) // the calling start holds the group above zero
+	go l.watchContainer(ctx, gen, id, w)
+	return w
+}
+
+// watchContainer waits for container id to exit, retrying when the wait
+// itself fails (a restarted Podman service, say), until ctx ends.
+func (l *Launcher) watchContainer(ctx context.Context, gen uint64, id string, w *exitWatch) {
+	defer l.wg.Done()
+	defer w.cancel()
+	retry := 100 * time.Millisecond
+	for {
+		code, err := l.rt.Wait(ctx, id)
+		if err == nil {
+			w.code = code
+			close(w.done)
+			l.containerExited(gen, code)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Warn("waiting for container exit", "container", shortID(id), "err", err, "retry_in", retry)
+		t := time.NewTimer(retry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		retry = min(2*retry, backoffMax)
+	}
+}
+
+// containerExited moves a ready container of generation gen that exited
+// to stopped, so the next Start starts it again. Exits during a start are
+// the start's to handle, and exits during or after a Stop are expected.
+func (l *Launcher) containerExited(gen uint64, code int) {
+	l.mu.Lock()
+	if l.gen != gen || l.state != StateReady {
+		l.mu.Unlock()
+		return
+	}
+	up := time.Since(l.readyAt)
+	if up < stableAfter {
+		l.noteFailure(time.Now())
+	} else {
+		l.failures = 0
+	}
+	l.setState(StateStopped)
+	id := l.id
+	l.mu.Unlock()
+	l.log.Warn("container exited", "container", shortID(id), "code", code, "uptime", up)
+	l.status("container %s exited with code %d", l.cfg.Name, code)
+}

@@ -1,0 +1,52 @@
+// Package proxy forwards connections and datagrams from listening sockets
+// to a backend that it starts on demand and stops when idle: listeners in,
+// flows out.
+//
+// A Server takes the sockets it is given (normally inherited from systemd
+// socket activation) and, for each accepted connection or new UDP client,
+// holds the flow while Backend.Start makes the backend ready, dials the
+// address the Backend names for the flow's route, and copies bytes both
+// ways. Once no flow has been open for IdleTimeout it calls Backend.Stop;
+// with ExitOnIdle it then returns, so the process exits and systemd starts
+// it again on the next connection.
+//
+// Typical use, in a socket-activated service:
+//
+//	srv := &proxy.Server{
+//		Backend:    l, // e.g. a *launcher.Launcher
+//		Routes:     []proxy.Route{{Name: "web", Listener: ln}},
+//		ExitOnIdle: true,
+//		Logger:     logger,
+//		Status: func(line string) {
+//			daemon.SdNotify(false, "STATUS="+line)
+//		},
+//	}
+//	if err := srv.Run(ctx); err != nil {
+//		return fmt.Errorf("serving: %w", err)
+//	}
+//
+// Stream flows are copied with io.Copy between the conns exactly as
+// accepted and dialed, so TCP and unix sockets splice(2) in the kernel.
+// When one direction ends its destination is half-closed and the other
+// direction keeps flowing; a reset on either side closes both.
+//
+// The exit on idle loses no connection: the Server first stops accepting
+// (by setting a deadline in the past, not by closing the listener), then
+// looks again, and stays up if a flow began meanwhile. Connections that
+// arrive later wait in the kernel's backlog for the next activation.
+//
+// Limits:
+//   - The backend is dialed over TCP for stream routes and UDP for
+//     datagram routes, at the "host:port" the Backend gives.
+//   - Listeners must have a SetDeadline method (*net.TCPListener and
+//     *net.UnixListener do); the Server never closes them.
+//   - A backend that accepts a connection and then resets it (some port
+//     forwarders do, while the application inside is not yet listening) is
+//     not retried: Backend.Start must return only once the backend answers.
+//   - UDP flows are keyed by client address and end after UDPFlowTimeout
+//     without a datagram; up to 64 datagrams per client are queued while
+//     the backend starts, later ones are dropped. On shutdown UDP flows are
+//     closed once the stream flows have drained. Datagram sockets other
+//     than UDP work only with clients that have a bound address.
+//   - One Backend serves every route of a Server.
+package proxy

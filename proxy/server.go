@@ -1,0 +1,489 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Defaults for the zero values of Server's fields.
+const (
+	DefaultIdleTimeout    = 5 * time.Minute
+	DefaultReadyTimeout   = 60 * time.Second
+	DefaultDialTimeout    = 5 * time.Second
+	DefaultDrainTimeout   = 10 * time.Second
+	DefaultUDPFlowTimeout = 30 * time.Second
+)
+
+const (
+	// stopTimeout bounds every call to Backend.Stop.
+	stopTimeout = time.Minute
+
+	// dialRetryInterval is the pause between dials refused by a backend
+	// that is still coming up.
+	dialRetryInterval = 15 * time.Millisecond
+
+	// Accept and read errors that may go away (EMFILE, ENFILE, ...) are
+	// retried after a pause that doubles from acceptBackoffMin up to
+	// acceptBackoffMax.
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// Route is one listening socket and the name the Backend knows it by.
+// Exactly one of Listener and PacketConn is set.
+type Route struct {
+	// Name is the listener's name (systemd's FileDescriptorName). It is
+	// passed to Backend.Addr.
+	Name string
+
+	// Listener is a stream listener: a *net.TCPListener or a
+	// *net.UnixListener, or anything else with a SetDeadline method, which
+	// the Server needs to stop accepting without closing the listener.
+	Listener net.Listener
+
+	// PacketConn is a datagram socket, normally a *net.UDPConn.
+	PacketConn net.PacketConn
+}
+
+// Server accepts flows on its routes, holds each until the Backend is
+// ready, and forwards it there. It stops the Backend after a spell with no
+// open flows and, with ExitOnIdle, returns so the process can exit until
+// the next socket activation.
+//
+// The zero value with a Backend and Routes set is ready to Run. The Server
+// never closes the listeners: they belong to the caller. Run may be called
+// once at a time; Flows may be called from any goroutine.
+type Server struct {
+	// Backend is started when a flow arrives and stopped when idle.
+	// Required.
+	Backend Backend
+
+	// Routes are the sockets to serve. At least one is required.
+	Routes []Route
+
+	// IdleTimeout is how long there must be no open flow before
+	// Backend.Stop is called. If zero, DefaultIdleTimeout. If negative,
+	// the backend is never stopped for being idle.
+	IdleTimeout time.Duration
+
+	// ExitOnIdle makes Run return nil after the idle stop, for
+	// socket-activated use: connections that arrive meanwhile stay in the
+	// listener's backlog for the next activation. If false, the Server
+	// stops the backend and keeps accepting.
+	ExitOnIdle bool
+
+	// ReadyTimeout is how long an accepted flow waits for Backend.Start.
+	// If zero, DefaultReadyTimeout. If negative, no limit.
+	ReadyTimeout time.Duration
+
+	// DialTimeout is how long dials to the backend are retried while it
+	// refuses connections (it may still be coming up). If zero,
+	// DefaultDialTimeout. If negative, one attempt without a time limit.
+	DialTimeout time.Duration
+
+	// DrainTimeout is how long open flows may finish after Run's ctx is
+	// cancelled; what is still open then is closed. If zero,
+	// DefaultDrainTimeout. If negative, open flows are closed at once.
+	DrainTimeout time.Duration
+
+	// UDPFlowTimeout is how long a UDP flow may pass no datagram either way
+	// before it is reaped. If zero or negative, DefaultUDPFlowTimeout.
+	UDPFlowTimeout time.Duration
+
+	// DialContext dials the backend. If nil, a net.Dialer's.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Logger receives flow failures and lifecycle events. If nil,
+	// slog.Default().
+	Logger *slog.Logger
+
+	// Status receives a one-line human summary ("serving 3 connections")
+	// for systemd's STATUS=. It is called from one goroutine, only when the
+	// line changes, about once a second at most. If nil, no status.
+	Status func(line string)
+
+	// mu guards the flow counters, read by the idle clock.
+	mu        sync.Mutex
+	open      int       // open flows
+	accepted  uint64    // flows ever begun, to notice one during an exit
+	zeroSince time.Time // when open last became 0
+	kick      chan struct{}
+
+	// running is set when a flow calls Backend.Start and cleared before
+	// an idle Backend.Stop: whether the backend may need stopping.
+	running atomic.Bool
+
+	// base is the origin of the UDP flows' activity clocks.
+	base time.Time
+
+	routes   []*route
+	loopStop chan struct{}  // closed to stop the accept and read loops
+	loopErr  chan error     // a loop's permanent failure
+	loopWG   sync.WaitGroup // accept and read loops
+	flowWG   sync.WaitGroup // every flow goroutine
+	streamWG sync.WaitGroup // stream flows, waited for on drain
+}
+
+// route is a Route at run time.
+type route struct {
+	name string
+	ln   net.Listener
+	pc   net.PacketConn
+	udp  *net.UDPConn // pc, when it is UDP: the allocation-free path
+	dl   deadliner
+
+	buf []byte // the read loop's datagram buffer
+
+	mu     sync.Mutex
+	byAddr map[netip.AddrPort]*udpFlow // UDP flows by client
+	byName map[string]*udpFlow         // other datagram flows by client
+}
+
+// deadliner is what the Server needs to interrupt an accept or a read
+// without closing the socket.
+type deadliner interface {
+	SetDeadline(t time.Time) error
+}
+
+// Run serves the routes until ctx is cancelled, a listener fails, or, with
+// ExitOnIdle, the backend has been stopped for being idle.
+//
+// On cancellation it stops accepting, lets open flows finish for up to
+// DrainTimeout, closes the rest, stops the backend if it was started, and
+// returns nil. It returns an error if the configuration is unusable, a
+// listener fails for good, or the final Backend.Stop fails. Every goroutine
+// it started has ended when it returns; the listeners are left open.
+func (s *Server) Run(ctx context.Context) error {
+	routes, err := s.checkRoutes()
+	if err != nil {
+		return err
+	}
+	if s.Backend == nil {
+		return errors.New("running proxy: Backend is nil")
+	}
+
+	now := time.Now()
+	s.mu.Lock()
+	s.open, s.accepted, s.zeroSince = 0, 0, now
+	s.kick = make(chan struct{}, 1)
+	s.mu.Unlock()
+	s.base = now
+	s.running.Store(false)
+	s.routes = routes
+	s.loopErr = make(chan error, len(routes))
+
+	// Flows outlive ctx by up to DrainTimeout; flowCtx ends them.
+	flowCtx, cancelFlows := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFlows()
+
+	s.startLoops(flowCtx)
+	return s.supervise(ctx, flowCtx, cancelFlows)
+}
+
+// Flows reports how many flows are open: stream connections from accept
+// to close, and UDP clients from their first datagram until reaped.
+func (s *Server) Flows() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open
+}
+
+// checkRoutes validates s.Routes and returns their run-time form.
+func (s *Server) checkRoutes() ([]*route, error) {
+	if len(s.Routes) == 0 {
+		return nil, errors.New("running proxy: no routes")
+	}
+	routes := make([]*route, 0, len(s.Routes))
+	for _, r := range s.Routes {
+		rt := &route{name: r.Name, ln: r.Listener, pc: r.PacketConn}
+		switch {
+		case (r.Listener == nil) == (r.PacketConn == nil):
+			return nil, fmt.Errorf("checking route %q: set exactly one of Listener and PacketConn", r.Name)
+		case r.Listener != nil:
+			dl, ok := r.Listener.(deadliner)
+			if !ok {
+				return nil, fmt.Errorf("checking route %q: listener %T has no SetDeadline method, so it cannot be paused without closing it; pass a *net.TCPListener or *net.UnixListener", r.Name, r.Listener)
+			}
+			rt.dl = dl
+		default:
+			rt.dl = packetDeadliner{r.PacketConn}
+			rt.udp, _ = r.PacketConn.(*net.UDPConn)
+			rt.buf = make([]byte, maxDatagram)
+			if rt.udp != nil {
+				rt.byAddr = make(map[netip.AddrPort]*udpFlow)
+			} else {
+				rt.byName = make(map[string]*udpFlow)
+			}
+		}
+		routes = append(routes, rt)
+	}
+	return routes, nil
+}
+
+// packetDeadliner interrupts a packet conn's reads, leaving writes alone:
+// replies still go out while the read loops are paused.
+type packetDeadliner struct{ pc net.PacketConn }
+
+func (p packetDeadliner) SetDeadline(t time.Time) error { return p.pc.SetReadDeadline(t) }
+
+// startLoops starts one accept loop per stream route and one read loop per
+// datagram route.
+func (s *Server) startLoops(ctx context.Context) {
+	s.loopStop = make(chan struct{})
+	for _, rt := range s.routes {
+		s.loopWG.Add(1)
+		if rt.ln != nil {
+			go s.acceptLoop(ctx, rt, s.loopStop)
+		} else {
+			go s.serveUDP(ctx, rt, s.loopStop)
+		}
+	}
+}
+
+// stopLoops stops accepting and reading on every route, without closing
+// anything: it interrupts blocked calls with a deadline in the past and
+// waits for the loops to return. Sockets' deadlines stay set until
+// clearDeadlines, so the kernel keeps new connections in the backlog.
+func (s *Server) stopLoops() {
+	if s.loopStop == nil {
+		return
+	}
+	close(s.loopStop)
+	s.loopStop = nil
+	now := time.Now()
+	for _, rt := range s.routes {
+		if err := rt.dl.SetDeadline(now); err != nil {
+			s.logger().Debug("interrupting listener", "route", rt.name, "err", err)
+		}
+	}
+	s.loopWG.Wait()
+}
+
+// clearDeadlines undoes stopLoops' deadlines, leaving the sockets as the
+// caller gave them.
+func (s *Server) clearDeadlines() {
+	for _, rt := range s.routes {
+		if err := rt.dl.SetDeadline(time.Time{}); err != nil {
+			s.logger().Debug("clearing listener deadline", "route", rt.name, "err", err)
+		}
+	}
+}
+
+// loopFailed hands a loop's permanent error to Run.
+func (s *Server) loopFailed(err error) {
+	select {
+	case s.loopErr <- err:
+	default:
+	}
+}
+
+// flowBegin counts a flow as open.
+func (s *Server) flowBegin() {
+	s.mu.Lock()
+	s.open++
+	s.accepted++
+	first := s.open == 1
+	s.mu.Unlock()
+	if first {
+		s.poke()
+	}
+}
+
+// flowEnd counts a flow as closed.
+func (s *Server) flowEnd() {
+	s.mu.Lock()
+	s.open--
+	last := s.open == 0
+	if last {
+		s.zeroSince = time.Now()
+	}
+	s.mu.Unlock()
+	if last {
+		s.poke()
+	}
+}
+
+// poke tells the idle clock that the open count left or reached zero.
+func (s *Server) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// startBackend waits for Backend.Start on behalf of one flow.
+func (s *Server) startBackend(ctx context.Context) error {
+	if !s.running.Load() {
+		s.running.Store(true)
+	}
+	if d := s.readyTimeout(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+		if err := s.Backend.Start(ctx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+				return fmt.Errorf("waiting %s for backend to start: %w", d, err)
+			}
+			return err
+		}
+		return nil
+	}
+	return s.Backend.Start(ctx)
+}
+
+// stopBackend calls Backend.Stop with a bounded context that survives the
+// cancellation of ctx.
+func (s *Server) stopBackend(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	return s.Backend.Stop(ctx)
+}
+
+// dialBackend dials addr, retrying for up to DialTimeout while the backend
+// refuses connections.
+func (s *Server) dialBackend(ctx context.Context, network, addr string) (net.Conn, error) {
+	limit := s.dialTimeout()
+	if limit < 0 {
+		c, err := s.dial(ctx, network, addr)
+		if err != nil {
+			return nil, fmt.Errorf("dialing backend %s: %w", addr, err)
+		}
+		return c, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var t *time.Timer
+	for {
+		c, err := s.dial(ctx, network, addr)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil {
+			return nil, fmt.Errorf("dialing backend %s: %w", addr, err)
+		}
+		if t == nil {
+			t = time.NewTimer(dialRetryInterval)
+			defer t.Stop()
+		} else {
+			t.Reset(dialRetryInterval)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("dialing backend %s for %s: %w", addr, limit, err)
+		case <-t.C:
+		}
+	}
+}
+
+// retryable reports whether an accept or read error may go away by itself.
+func retryable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true // a stale deadline
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// nextBackoff doubles d within [acceptBackoffMin, acceptBackoffMax].
+func nextBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return acceptBackoffMin
+	}
+	return min(2*d, acceptBackoffMax)
+}
+
+// backoff sleeps for d, or until stop is closed; it reports whether stop
+// was closed.
+func backoff(d time.Duration, stop <-chan struct{}) (stopped bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// stopping reports whether stop is closed.
+func stopping(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if s.DialContext != nil {
+		return s.DialContext(ctx, network, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout == 0 {
+		return DefaultIdleTimeout
+	}
+	return s.IdleTimeout
+}
+
+// readyTimeout returns the wait for Backend.Start; 0 means no limit.
+func (s *Server) readyTimeout() time.Duration {
+	switch {
+	case s.ReadyTimeout == 0:
+		return DefaultReadyTimeout
+	case s.ReadyTimeout < 0:
+		return 0
+	}
+	return s.ReadyTimeout
+}
+
+// dialTimeout returns how long to retry dials; negative means one attempt.
+func (s *Server) dialTimeout() time.Duration {
+	if s.DialTimeout == 0 {
+		return DefaultDialTimeout
+	}
+	return s.DialTimeout
+}
+
+// drainTimeout returns how long to wait for open flows; 0 means not at all.
+func (s *Server) drainTimeout() time.Duration {
+	switch {
+	case s.DrainTimeout == 0:
+		return DefaultDrainTimeout
+	case s.DrainTimeout < 0:
+		return 0
+	}
+	return s.DrainTimeout
+}
+
+func (s *Server) udpFlowTimeout() time.Duration {
+	if s.UDPFlowTimeout <= 0 {
+		return DefaultUDPFlowTimeout
+	}
+	return s.UDPFlowTimeout
+}

@@ -1,0 +1,307 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	// maxDatagram is the size of every datagram buffer: the largest UDP
+	// payload fits.
+	maxDatagram = 64 << 10
+
+	// udpQueueLen is how many datagrams a UDP flow keeps while the backend
+	// starts; more are dropped.
+	udpQueueLen = 64
+)
+
+// bufPool holds maxDatagram-byte buffers for the reply loops.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
+
+// udpFlow is one client of a datagram route, with its own connected socket
+// to the backend.
+type udpFlow struct {
+	rt   *route
+	ap   netip.AddrPort // the client, on *net.UDPConn routes
+	addr net.Addr       // the client, on other routes
+	key  string         // addr's key in rt.byName
+
+	// last is when a datagram last passed either way, in nanoseconds since
+	// Server.base. It is written under rt.mu by the read loop and read
+	// under rt.mu by the reaper, so a flow that just got a datagram is
+	// never reaped.
+	last atomic.Int64
+
+	// conn is the backend socket. It is set before ready, never after.
+	conn  net.Conn
+	ready atomic.Bool
+
+	mu      sync.Mutex
+	queue   [][]byte // datagrams that arrived before ready
+	dropped int      // datagrams beyond the queue
+	dead    bool     // the flow failed or was reaped; drop what arrives
+}
+
+// serveUDP reads datagrams on rt until stop is closed or the socket fails
+// for good, and forwards each to its client's flow, creating the flow for
+// a new client. It never waits for the backend.
+func (s *Server) serveUDP(ctx context.Context, rt *route, stop <-chan struct{}) {
+	defer s.loopWG.Done()
+	var delay time.Duration
+	for {
+		var (
+			n   int
+			f   *udpFlow
+			err error
+		)
+		if rt.udp != nil {
+			var ap netip.AddrPort
+			n, ap, err = rt.udp.ReadFromUDPAddrPort(rt.buf)
+			if err == nil {
+				f = s.udpFlowFor(ctx, rt, ap, nil)
+			}
+		} else {
+			var addr net.Addr
+			n, addr, err = rt.pc.ReadFrom(rt.buf)
+			if err == nil {
+				f = s.udpFlowFor(ctx, rt, netip.AddrPort{}, addr)
+			}
+		}
+		if err == nil {
+			delay = 0
+			f.send(rt.buf[:n])
+			continue
+		}
+		if stopping(stop) {
+			return
+		}
+		if !retryable(err) {
+			s.loopFailed(fmt.Errorf("reading datagrams on route %q: %w", rt.name, err))
+			return
+		}
+		delay = nextBackoff(delay)
+		if delay == acceptBackoffMin {
+			s.logger().Warn("reading datagram; backing off", "route", rt.name, "err", err)
+		}
+		if backoff(delay, stop) {
+			return
+		}
+	}
+}
+
+// udpFlowFor returns the flow of the client at ap (or addr), marked active
+// now, and starts a new flow if the client has none.
+func (s *Server) udpFlowFor(ctx context.Context, rt *route, ap netip.AddrPort, addr net.Addr) *udpFlow {
+	now := int64(time.Since(s.base))
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var (
+		f   *udpFlow
+		key string
+	)
+	if rt.udp != nil {
+		f = rt.byAddr[ap]
+	} else {
+		if addr != nil {
+			key = addr.String()
+		}
+		f = rt.byName[key]
+	}
+	if f != nil {
+		f.last.Store(now)
+		return f
+	}
+	f = &udpFlow{rt: rt, ap: ap, addr: addr}
+	f.last.Store(now)
+	if rt.udp != nil {
+		rt.byAddr[ap] = f
+	} else {
+		f.key = key
+		rt.byName[key] = f
+	}
+	s.flowBegin()
+	s.flowWG.Add(1)
+	go s.serveUDPFlow(ctx, f)
+	return f
+}
+
+// send forwards datagram b to the backend, or queues a copy while the
+// backend starts. Errors drop the datagram, as a network would.
+func (f *udpFlow) send(b []byte) {
+	if f.ready.Load() {
+		f.conn.Write(b) // an error loses the datagram, as a network may
+		return
+	}
+	f.mu.Lock()
+	if f.ready.Load() {
+		f.mu.Unlock()
+		f.conn.Write(b) // an error loses the datagram, as a network may
+		return
+	}
+	if !f.dead && len(f.queue) < udpQueueLen {
+		f.queue = append(f.queue, append([]byte(nil), b...))
+	} else {
+		f.dropped++
+	}
+	f.mu.Unlock()
+}
+
+// serveUDPFlow starts the backend for one client, dials it, sends what was
+// queued meanwhile, and relays replies until the flow is reaped or ctx
+// ends.
+func (s *Server) serveUDPFlow(ctx context.Context, f *udpFlow) {
+	defer s.flowWG.Done()
+	defer s.flowEnd()
+
+	c, why, err := s.connectUDP(ctx, f.rt)
+	if err != nil {
+		s.endUDPFlow(f)
+		if ctx.Err() != nil {
+			s.logger().Info("dropping datagrams: shutting down", "remote", f.remote(), "route", f.rt.name, "err", err)
+			return
+		}
+		s.logger().Warn(why, "remote", f.remote(), "route", f.rt.name, "err", err)
+		return
+	}
+	defer c.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })()
+
+	f.mu.Lock()
+	for _, b := range f.queue {
+		c.Write(b) // an error loses the datagram, as a network may
+	}
+	f.queue = nil
+	f.conn = c
+	f.ready.Store(true)
+	dropped := f.dropped
+	f.mu.Unlock()
+	if dropped > 0 {
+		s.logger().Warn("dropped datagrams while the backend started", "remote", f.remote(), "route", f.rt.name, "dropped", dropped, "kept", udpQueueLen)
+	}
+
+	s.relayReplies(f, c)
+}
+
+// connectUDP makes the backend ready and dials it for route rt. On failure
+// it also says why, for the log.
+func (s *Server) connectUDP(ctx context.Context, rt *route) (net.Conn, string, error) {
+	if err := s.startBackend(ctx); err != nil {
+		return nil, "dropping datagrams: backend not ready", err
+	}
+	addr, err := s.Backend.Addr(rt.name)
+	if err != nil {
+		return nil, "dropping datagrams: backend has no address for route", err
+	}
+	c, err := s.dialBackend(ctx, "udp", addr)
+	if err != nil {
+		return nil, "dropping datagrams: backend not reachable", err
+	}
+	return c, "", nil
+}
+
+// relayReplies sends the backend's datagrams on c back to f's client,
+// and reaps f once no datagram has passed either way for UDPFlowTimeout.
+func (s *Server) relayReplies(f *udpFlow, c net.Conn) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	timeout := s.udpFlowTimeout()
+	c.SetReadDeadline(time.Now().Add(timeout)) // a closed conn fails the read below
+	for {
+		n, err := c.Read(buf)
+		if err == nil {
+			f.last.Store(int64(time.Since(s.base)))
+			f.reply(buf[:n])
+			continue
+		}
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			last, reaped := s.reapUDPFlow(f, timeout)
+			if reaped {
+				return
+			}
+			c.SetReadDeadline(s.base.Add(last + timeout)) // as above
+		case errors.Is(err, syscall.ECONNREFUSED):
+			// An ICMP port unreachable from an earlier datagram: the
+			// backend is not listening (yet). Keep the flow.
+		default:
+			// Closed on shutdown, or broken.
+			s.endUDPFlow(f)
+			return
+		}
+	}
+}
+
+// reply sends b to f's client from the route's socket.
+func (f *udpFlow) reply(b []byte) {
+	if f.rt.udp != nil {
+		f.rt.udp.WriteToUDPAddrPort(b, f.ap) // an error loses the datagram, as a network may
+		return
+	}
+	f.rt.pc.WriteTo(b, f.addr) // an error loses the datagram, as a network may
+}
+
+// reapUDPFlow removes f from its route if it has been quiet for timeout.
+// Otherwise it returns when f was last active.
+func (s *Server) reapUDPFlow(f *udpFlow, timeout time.Duration) (last time.Duration, reaped bool) {
+	rt := f.rt
+	rt.mu.Lock()
+	last = time.Duration(f.last.Load())
+	if time.Since(s.base)-last < timeout {
+		rt.mu.Unlock()
+		return last, false
+	}
+	rt.deleteFlow(f)
+	rt.mu.Unlock()
+	f.kill()
+	return last, true
+}
+
+// endUDPFlow removes f from its route, so the client's next datagram starts
+// a new flow.
+func (s *Server) endUDPFlow(f *udpFlow) {
+	f.rt.mu.Lock()
+	f.rt.deleteFlow(f)
+	f.rt.mu.Unlock()
+	f.kill()
+}
+
+// deleteFlow removes f from rt's maps if it is still there. rt.mu is held.
+func (rt *route) deleteFlow(f *udpFlow) {
+	if rt.udp != nil {
+		if rt.byAddr[f.ap] == f {
+			delete(rt.byAddr, f.ap)
+		}
+		return
+	}
+	if rt.byName[f.key] == f {
+		delete(rt.byName, f.key)
+	}
+}
+
+// kill drops f's queue and whatever still arrives for it.
+func (f *udpFlow) kill() {
+	f.mu.Lock()
+	f.dead = true
+	f.queue = nil
+	f.mu.Unlock()
+}
+
+// remote names f's client for logs.
+func (f *udpFlow) remote() string {
+	if f.rt.udp != nil {
+		return f.ap.String()
+	}
+	if f.addr == nil {
+		return ""
+	}
+	return f.addr.String()
+}

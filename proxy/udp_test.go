@@ -1,0 +1,235 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startUDPEcho runs a UDP server on loopback that answers every datagram
+// with "pong " and the datagram, and returns its address.
+func startUDPEcho(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go udpEcho(pc, &wg)
+	t.Cleanup(func() {
+		pc.Close()
+		wg.Wait()
+	})
+	return pc.LocalAddr().String()
+}
+
+func udpEcho(pc net.PacketConn, wg *sync.WaitGroup) {
+	defer wg.Done()
+	buf := make([]byte, maxDatagram)
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		pc.WriteTo(append([]byte("pong "), buf[:n]...), addr)
+	}
+}
+
+// readReply reads one datagram from c, waiting up to 10s.
+func readReply(c net.Conn) (string, error) {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, maxDatagram)
+	n, err := c.Read(buf)
+	return string(buf[:n]), err
+}
+
+func TestUDPClients(t *testing.T) {
+	backend := startUDPEcho(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	be := &fakeBackend{addr: backend, release: make(chan struct{})}
+	srv := &Server{
+		Backend:        be,
+		Routes:         []Route{{Name: "dns", PacketConn: pc}},
+		UDPFlowTimeout: time.Second,
+		Logger:         discardLogger(),
+	}
+	startRun(t, srv)
+
+	const clients, queued, more = 5, 3, 20
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		c, err := net.Dial("udp", pc.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+		// Sent while the backend starts: queued, in order.
+		for j := range queued {
+			fmt.Fprintf(c, "client %d #%d", i, j)
+		}
+	}
+	eventually(t, "every client's flow waits for the backend", func() bool { return be.Waiting() == clients })
+	if n := srv.Flows(); n != clients {
+		t.Errorf("Flows() while starting: got %d; want %d", n, clients)
+	}
+	close(be.release)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- udpExchange(c, i, queued, more)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := srv.Flows(); n != clients {
+		t.Errorf("Flows() after the exchange: got %d; want %d", n, clients)
+	}
+	if n := be.Starts(); n != clients {
+		t.Errorf("Start calls: got %d; want %d, one per client", n, clients)
+	}
+
+	// Quiet flows are reaped.
+	eventually(t, "idle UDP flows are reaped", func() bool { return srv.Flows() == 0 })
+
+	// A reaped client that speaks again gets a new flow.
+	fmt.Fprint(conns[0], "back again")
+	if got, err := readReply(conns[0]); err != nil || got != "pong back again" {
+		t.Errorf("after reaping: got %q, %v; want %q", got, err, "pong back again")
+	}
+}
+
+// udpExchange reads the replies to the queued datagrams of client i, then
+// makes more round trips.
+func udpExchange(c net.Conn, i, queued, more int) error {
+	for j := range queued {
+		want := fmt.Sprintf("pong client %d #%d", i, j)
+		if got, err := readReply(c); err != nil || got != want {
+			return fmt.Errorf("client %d queued reply: got %q, %v; want %q", i, got, err, want)
+		}
+	}
+	for j := range more {
+		msg := fmt.Sprintf("client %d round %d", i, j)
+		fmt.Fprint(c, msg)
+		if got, err := readReply(c); err != nil || got != "pong "+msg {
+			return fmt.Errorf("client %d: got %q, %v; want %q", i, got, err, "pong "+msg)
+		}
+	}
+	return nil
+}
+
+func TestUDPQueueIsBounded(t *testing.T) {
+	backend := startUDPEcho(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	be := &fakeBackend{addr: backend, release: make(chan struct{})}
+	logger, logs := bufferLogger()
+	srv := &Server{Backend: be, Routes: []Route{{Name: "dns", PacketConn: pc}}, Logger: logger}
+	startRun(t, srv)
+
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sent = udpQueueLen + 36
+	for j := range sent {
+		fmt.Fprintf(c, "%d", j)
+		// Pace the datagrams so the socket buffers lose none.
+		time.Sleep(200 * time.Microsecond)
+	}
+	eventually(t, "the flow waits for the backend", func() bool { return be.Waiting() == 1 })
+	eventually(t, "every datagram is queued or dropped", func() bool {
+		f := srv.udpFlowOf(c.LocalAddr())
+		if f == nil {
+			return false
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.queue) == udpQueueLen && f.dropped == sent-udpQueueLen
+	})
+	close(be.release)
+
+	for j := range udpQueueLen {
+		if got, err := readReply(c); err != nil || got != fmt.Sprintf("pong %d", j) {
+			t.Fatalf("reply %d: got %q, %v; want %q", j, got, err, fmt.Sprintf("pong %d", j))
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 100)); err == nil {
+		t.Errorf("got a reply beyond the queue of %d: %d bytes", udpQueueLen, n)
+	}
+	want := fmt.Sprintf(`msg="dropped datagrams while the backend started" remote=%s route=dns dropped=%d kept=%d`, c.LocalAddr(), sent-udpQueueLen, udpQueueLen)
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log: got %q; want it to contain %q", logs, want)
+	}
+}
+
+// udpFlowOf returns the flow of the UDP client at addr, if there is one.
+func (s *Server) udpFlowOf(addr net.Addr) *udpFlow {
+	ap := addr.(*net.UDPAddr).AddrPort()
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	for _, rt := range s.routes {
+		if rt.udp == nil {
+			continue
+		}
+		rt.mu.Lock()
+		f := rt.byAddr[ap]
+		rt.mu.Unlock()
+		if f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+func TestUnixgramRoute(t *testing.T) {
+	backend := startUDPEcho(t)
+	dir := t.TempDir()
+	pc, err := net.ListenPacket("unixgram", filepath.Join(dir, "proxy.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	srv := &Server{Backend: &fakeBackend{addr: backend}, Routes: []Route{{Name: "dg", PacketConn: pc}}, Logger: discardLogger()}
+	startRun(t, srv)
+
+	for i := range 3 {
+		laddr := &net.UnixAddr{Name: filepath.Join(dir, fmt.Sprintf("client%d.sock", i)), Net: "unixgram"}
+		c, err := net.DialUnix("unixgram", laddr, pc.LocalAddr().(*net.UnixAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		msg := fmt.Sprintf("hello from %d", i)
+		c.Write([]byte(msg))
+		if got, err := readReply(c); err != nil || got != "pong "+msg {
+			t.Errorf("client %d: got %q, %v; want %q", i, got, err, "pong "+msg)
+		}
+	}
+	if n := srv.Flows(); n != 3 {
+		t.Errorf("Flows(): got %d; want 3", n)
+	}
+}

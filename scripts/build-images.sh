@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# build-images.sh DIR [testserver] [demo]
+#
+# Builds the local images in the storage of the private Podman in DIR (start it first with
+# podman-service.sh; no registry is needed: both images are FROM scratch plus a static Go binary):
+#
+#   testserver  localhost/lazypod-testserver:latest  from testdata/testserver (the integration tests')
+#   demo        localhost/lazypod-demo:latest        from demo/server (make demo's)
+#
+# Without names, builds both. Podman's layer cache makes a rebuild of an unchanged image take
+# about half a second, so it always builds.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[ $# -ge 1 ] || {
+	echo "usage: $0 DIR [testserver] [demo]" >&2
+	exit 2
+}
+podman_paths "$1"
+shift
+[ -f "$PM_CONF" ] || die "no private Podman in $PM_DIR: run scripts/podman-service.sh start $PM_DIR first"
+cd "$(repo_root)"
+
+# build_image NAME SRC BIN TAG builds SRC, a Go main package with a Containerfile beside it that
+# copies the binary BIN, into the image TAG.
+build_image() {
+	local name=$1 src=$2 bin=$3 tag=$4 ctx=$PM_DIR/ctx/$1 start=${EPOCHREALTIME/./}
+	[ -f "$src/Containerfile" ] || die "no $src/Containerfile"
+	rm -rf "$ctx"
+	mkdir -p "$ctx"
+	# Everything beside the Containerfile goes into the context, and the binary next to it.
+	cp -a "$src/." "$ctx/"
+	# No VCS stamp: the same source gives the same binary, so Podman's cache hits.
+	CGO_ENABLED=0 go build -buildvcs=false -o "$ctx/$bin" "./$src"
+	run_logged "$PM_DIR/build-$name.log" \
+		pm build --format docker --layers -t "$tag" -f "$ctx/Containerfile" "$ctx"
+	log "built $tag in $(elapsed "$start")"
+}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(testserver demo)
+for t in "${targets[@]}"; do
+	case $t in
+	testserver) build_image testserver testdata/testserver testserver localhost/lazypod-testserver:latest ;;
+	demo) build_image demo demo/server lazypod-demo localhost/lazypod-demo:latest ;;
+	*) die "unknown image $t: valid names are testserver, demo" ;;
+	esac
+done
+# The previous build of a tag loses its name: remove such images so storage does not grow.
+pm image prune -f >/dev/null 2>&1 || true
