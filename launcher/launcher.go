@@ -225,6 +225,7 @@ func (l *Launcher) startContainer(ctx context.Context, cancel context.CancelCaus
 		r, err = l.start(ctx, gen)
 	}
 	if err = l.endStart(ctx, r, err); err != nil {
+		l.log.Warn("container not started", "err", err)
 		l.status("container %s not started: %v", l.cfg.Name, err)
 		return fmt.Errorf("starting container %q: %w", l.cfg.Name, err)
 	}

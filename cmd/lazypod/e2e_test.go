@@ -151,8 +151,9 @@ func httpGet(t *testing.T, url string) (string, error) {
 }
 
 // TestSocketActivated runs the built binary under systemd-socket-activate
-// with two named sockets: the first request starts the container, 100
-// requests arriving during the cold start are all answered, half-close
+// with two named sockets: the first request starts the container, which
+// waits a second before it listens; 100 requests arriving during that slow
+// start are all held and answered, half-close
 // passes through, and after the idle timeout the container is stopped and
 // lazypod exits 0 so systemd would take the socket back.
 func TestSocketActivated(t *testing.T) {
@@ -168,7 +169,8 @@ func TestSocketActivated(t *testing.T) {
 		e.bin, "serve", "--image", e.image, "--name", name,
 		"--port", "web=8080", "--port", "echo=9000",
 		"--podman-url", e.podmanURL, "--state-dir", t.TempDir(),
-		"--idle-timeout", "3s", "--ready", "http:/healthz", "--stop-timeout", "2s")
+		"--idle-timeout", "3s", "--ready", "http:/healthz", "--stop-timeout", "2s",
+		"--env", "LISTEN_DELAY=1s")
 	logs, done := e.startProcess(t, name, cmd)
 
 	// Wait for the activator's socket without connecting to it (a connect
@@ -321,4 +323,50 @@ func TestListenMode(t *testing.T) {
 		t.Fatalf("container %s still running after SIGTERM", name)
 	}
 	_ = logs
+}
+
+// TestNeverReady: a container that never listens makes the held clients
+// close after --ready-timeout, the log says why, and no container is left
+// running.
+func TestNeverReady(t *testing.T) {
+	e := needE2E(t)
+	name := uniqueName(t)
+	web := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	cmd := exec.Command(e.bin, "serve", "--image", e.image, "--name", name,
+		"--listen", web, "--port", "8080", "--env", "NEVER_LISTEN=1",
+		"--podman-url", e.podmanURL, "--state-dir", t.TempDir(),
+		"--ready-timeout", "2s", "--stop-timeout", "1s")
+	logs, _ := e.startProcess(t, name, cmd)
+
+	const clients = 10
+	var wg sync.WaitGroup
+	results := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := httpGet(t, "http://"+web+"/")
+			results <- err
+		}()
+	}
+	wg.Wait()
+	close(results)
+	for err := range results {
+		if err == nil {
+			t.Fatal("a client got an answer from a container that never listens")
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "not ready within 2s") {
+		if time.Now().After(deadline) {
+			t.Fatalf("log does not say why the held connections were closed:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for e.containerRunning(t, name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s left running after it failed its readiness probe", name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -243,6 +243,11 @@ func defaultRuntimeDir(stateDir string) string {
 	return filepath.Join(stateDir, "run")
 }
 
+// readyGrace is how much longer a held connection waits than the
+// launcher's readiness deadline: time for creating and starting the
+// container, which that deadline does not count.
+const readyGrace = 5 * time.Second
+
 // serve runs `lazypod serve` until the idle exit or a signal.
 func serve(ctx context.Context, o *serveOptions) error {
 	base := newLogger(o.logLevel)
@@ -318,11 +323,14 @@ func serve(ctx context.Context, o *serveOptions) error {
 		idleTimeout = -1 // never
 	}
 	srv := &proxy.Server{
-		Backend:        l,
-		Routes:         routes,
-		IdleTimeout:    idleTimeout,
-		ExitOnIdle:     exitOnIdle,
-		ReadyTimeout:   o.readyTimeout,
+		Backend:     l,
+		Routes:      routes,
+		IdleTimeout: idleTimeout,
+		ExitOnIdle:  exitOnIdle,
+		// The launcher's own deadline (--ready-timeout for the probe) ends
+		// a start and says why; this one only bounds the wait on top of it,
+		// so that held connections close with the launcher's reason.
+		ReadyTimeout:   o.readyTimeout + readyGrace,
 		DrainTimeout:   o.stopTimeout,
 		UDPFlowTimeout: o.udpTimeout,
 		Logger:         logger,
