@@ -23,7 +23,7 @@ help:
 
 build:
 	@echo "==> building build/lazypod"
-	@CGO_ENABLED=0 $(GO) build -tags '$(TAGS)' -o build/lazypod ./cmd/lazypod
+	@CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -tags '$(TAGS)' -o build/lazypod ./cmd/lazypod
 
 deps:
 	@scripts/deps.sh
