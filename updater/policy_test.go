@@ -38,21 +38,21 @@ func TestParsePolicy(t *testing.T) {
 
 func TestCheckImage(t *testing.T) {
 	tests := []struct {
-		name       string
-		policy     Policy
-		ref        string
-		wantErr    string // substring; empty means no error
-		unqualfied bool
+		name        string
+		policy      Policy
+		ref         string
+		wantErr     string // substring; empty means no error
+		unqualified bool
 	}{
 		{name: "qualified", policy: PolicyRegistry, ref: "docker.io/library/nginx:latest"},
 		{name: "qualified no tag", policy: PolicyRegistry, ref: "quay.io/podman/stable"},
 		{name: "localhost", policy: PolicyRegistry, ref: "localhost/app:v1"},
 		{name: "host and port", policy: PolicyRegistry, ref: "127.0.0.1:5000/x:latest"},
-		{name: "bare name", policy: PolicyRegistry, ref: "nginx", unqualfied: true,
+		{name: "bare name", policy: PolicyRegistry, ref: "nginx", unqualified: true,
 			wantErr: `name its registry, e.g. "docker.io/library/nginx:latest"`},
-		{name: "bare name tagged", policy: PolicyRegistry, ref: "nginx:1.27", unqualfied: true,
+		{name: "bare name tagged", policy: PolicyRegistry, ref: "nginx:1.27", unqualified: true,
 			wantErr: `e.g. "docker.io/library/nginx:1.27"`},
-		{name: "user repo", policy: PolicyRegistry, ref: "library/nginx", unqualfied: true,
+		{name: "user repo", policy: PolicyRegistry, ref: "library/nginx", unqualified: true,
 			wantErr: `e.g. "docker.io/library/nginx:latest"`},
 		{name: "digest", policy: PolicyRegistry,
 			ref:     "docker.io/library/nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
@@ -73,8 +73,8 @@ func TestCheckImage(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("CheckImage(%q) = %v; want error containing %q", tt.ref, err, tt.wantErr)
 			}
-			if got := errors.Is(err, ErrUnqualified); got != tt.unqualfied {
-				t.Errorf("errors.Is(%v, ErrUnqualified) = %v; want %v", err, got, tt.unqualfied)
+			if got := errors.Is(err, ErrUnqualified); got != tt.unqualified {
+				t.Errorf("errors.Is(%v, ErrUnqualified) = %v; want %v", err, got, tt.unqualified)
 			}
 		})
 	}
