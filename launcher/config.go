@@ -203,8 +203,10 @@ const maxSocketPath = 107
 // nameRE is Podman's rule for container names.
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
-// validate checks c and returns the first problem.
-func (c *Config) validate() error {
+// Validate checks c and returns the first problem. It checks everything
+// New does except Runtime, so that a caller can check its input before
+// it contacts Podman.
+func (c Config) Validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("missing container name")
 	}
@@ -213,9 +215,6 @@ func (c *Config) validate() error {
 	}
 	if c.Image == "" {
 		return fmt.Errorf("missing image")
-	}
-	if c.Runtime == nil {
-		return fmt.Errorf("missing runtime")
 	}
 	routes := make(map[string]bool)
 	for _, p := range c.Ports {
@@ -268,7 +267,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("probe notify needs a runtime directory for its socket")
 		}
 		if path := c.notifySocketPath(); len(path) > maxSocketPath {
-			return fmt.Errorf("notify socket path %s is longer than %d bytes: choose a shorter runtime directory", path, maxSocketPath)
+			return fmt.Errorf("notify socket path %s is longer than %d bytes: set RuntimeDirectory= / $RUNTIME_DIRECTORY to a shorter path or use a shorter --name", path, maxSocketPath)
 		}
 	}
 	return nil

@@ -47,7 +47,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "notify path too long", change: func(c *Config) {
 			c.Ready = Probe{Kind: ProbeNotify}
 			c.RuntimeDir = "/run/" + strings.Repeat("x", 100)
-		}, wantErr: "longer than 107 bytes"},
+		}, wantErr: "longer than 107 bytes: set RuntimeDirectory= / $RUNTIME_DIRECTORY to a shorter path or use a shorter --name"},
 		{name: "notify", change: func(c *Config) { c.Ready = Probe{Kind: ProbeNotify}; c.RuntimeDir = "/run/lazypod" }},
 	}
 	for _, tt := range tests {
@@ -68,6 +68,17 @@ func TestNewValidates(t *testing.T) {
 				t.Errorf("New: got %q; want it to start with configuring launcher: ", err)
 			}
 		})
+	}
+}
+
+func TestValidateSkipsRuntime(t *testing.T) {
+	c := Config{Name: "svc", Image: "img"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate without a runtime: got %v; want nil", err)
+	}
+	c.Image = ""
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "missing image") {
+		t.Errorf("Validate without an image: got %v; want missing image", err)
 	}
 }
 

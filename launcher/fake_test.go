@@ -18,6 +18,9 @@ type fakeRuntime struct {
 	// afterStart, if set, runs (in Start's goroutine, unlocked) once the
 	// container runs, e.g. to make it exit later.
 	afterStart func(f *fakeRuntime, id string)
+	// startErr, if set, is asked first by Start; an error it returns
+	// fails the start.
+	startErr func(id string) error
 	// exec, if set, answers Exec; else exit code 0.
 	exec func(id string, argv []string) (int, string, error)
 	// health, if set, answers HealthCheck; else "healthy".
@@ -197,6 +200,11 @@ func (f *fakeRuntime) Start(ctx context.Context, id string) error {
 		case <-time.After(f.startDelay):
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+	if f.startErr != nil {
+		if err := f.startErr(id); err != nil {
+			return err
 		}
 	}
 	f.mu.Lock()

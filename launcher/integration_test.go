@@ -463,3 +463,145 @@ func TestIntegrationContainerSettings(t *testing.T) {
 		t.Errorf("GET /: got %q, %v; want %q", body, err, "from-command\n")
 	}
 }
+
+// startedContainer starts the test server through a launcher and returns
+// the runtime and the container's ID.
+func startedContainer(t *testing.T) (*Podman, *Launcher, string) {
+	t.Helper()
+	cfg := integrationConfig(t)
+	l := runLauncher(t, cfg)
+	if err := l.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	info, ok, err := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	if err != nil || !ok {
+		t.Fatalf("Inspect: got ok %v, %v", ok, err)
+	}
+	return cfg.Runtime.(*Podman), l, info.ID
+}
+
+func TestIntegrationExecHangEndsWithContext(t *testing.T) {
+	p, _, id := startedContainer(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	began := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := p.Exec(ctx, id, []string{"/testserver", "-hang"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Exec of a hanging command: got %v; want an error wrapping %v", err, context.DeadlineExceeded)
+		}
+		t.Logf("hanging exec ended %s after its start", time.Since(began))
+	case <-time.After(15 * time.Second):
+		t.Fatal("Exec of a hanging command: still running 14s after its ctx ended")
+	}
+	// The exec connection is still usable.
+	code, out, err := p.Exec(t.Context(), id, []string{"/testserver", "-check"})
+	if err != nil || code != 0 {
+		t.Errorf("Exec after a hung one: got code %d, %v (output %q); want 0, nil", code, err, out)
+	}
+}
+
+func TestIntegrationExecNoLeakNoRace(t *testing.T) {
+	p, _, id := startedContainer(t)
+	// Calls in flight on the shared connection, as the exit watcher's
+	// are: the race detector catches an exec that changes that connection.
+	wctx, cancel := context.WithCancel(t.Context())
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		for wctx.Err() == nil {
+			p.Inspect(wctx, id) //nolint:errcheck
+		}
+	}()
+	defer func() { cancel(); <-waited }()
+
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("counting open files: %v", err)
+		}
+		return len(ents)
+	}
+	if _, _, err := p.Exec(t.Context(), id, []string{"/testserver", "-check"}); err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	before := fds()
+	for i := range 50 {
+		code, out, err := p.Exec(t.Context(), id, []string{"/testserver", "-check"})
+		if err != nil || code != 0 {
+			t.Fatalf("Exec %d: got code %d, %v (output %q); want 0, nil", i, code, err, out)
+		}
+	}
+	if after := fds(); after > before+5 {
+		t.Errorf("open files after 50 execs: got %d; want about %d", after, before)
+	}
+	if n := p.exec.open(); n != 0 {
+		t.Errorf("exec connections open between execs: got %d; want 0", n)
+	}
+}
+
+func TestIntegrationStopEndsHangingExecProbe(t *testing.T) {
+	cfg := integrationConfig(t)
+	cfg.Ready = Probe{Kind: ProbeExec, Arg: "/testserver -hang"}
+	l := runLauncher(t, cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started := make(chan error, 1)
+	go func() { started <- l.Start(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for l.State() != StateStarting {
+		if time.Now().After(deadline) {
+			t.Fatalf("state: got %s; want %s", l.State(), StateStarting)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // into the first probe attempt, bounded at 5s
+	began := time.Now()
+	if err := l.Stop(t.Context()); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	if took := time.Since(began); took > 4*time.Second {
+		t.Errorf("Stop during a hanging exec probe: took %s; want well under the 5s probe attempt bound", took)
+	}
+	cancel()
+	<-started
+	// The launcher's Run, ended by the test's cleanup, must not hang
+	// on the start its waiter may have begun again.
+}
+
+func TestIntegrationHostPortTakenRecreates(t *testing.T) {
+	cfg := integrationConfig(t)
+	l := runLauncher(t, cfg)
+	if err := l.Start(t.Context()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	addr, err := l.Addr("tcp")
+	if err != nil {
+		t.Fatalf("Addr: %v", err)
+	}
+	first, _, _ := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	if err := l.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	// Something else takes the kept container's host port meanwhile.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("taking the host port %s: %v", addr, err)
+	}
+	defer ln.Close()
+	if err := l.Start(t.Context()); err != nil {
+		t.Fatalf("Start with its host port taken: %v", err)
+	}
+	second, _, _ := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	if second.ID == first.ID {
+		t.Errorf("container ID: got the same %s; want a new container", first.ID)
+	}
+	if body, err := get(t, l, "/"); err != nil || body != "v1\n" {
+		t.Errorf("GET / after recreating: got %q, %v; want %q", body, err, "v1\n")
+	}
+}

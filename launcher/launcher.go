@@ -48,6 +48,7 @@ type Launcher struct {
 	cancelStart context.CancelCauseFunc // cancels the start of generation gen
 	stopDone    chan struct{}           // closed when the stop in progress ends
 	id          string                  // ID of the container last started
+	watch       *exitWatch              // its exit watcher
 	addrs       map[string]string       // route → "127.0.0.1:PORT", while ready
 	readyAt     time.Time
 	coldStart   time.Duration
@@ -58,8 +59,11 @@ type Launcher struct {
 // New checks cfg and returns a launcher in state stopped. It does not
 // contact the runtime; call Run before or alongside Start.
 func New(cfg Config) (*Launcher, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuring launcher: %w", err)
+	}
+	if cfg.Runtime == nil {
+		return nil, errors.New("configuring launcher: missing runtime")
 	}
 	// Keep a copy the caller cannot change under us.
 	cfg.Command = slices.Clone(cfg.Command)
@@ -146,7 +150,8 @@ func (l *Launcher) hasRoute(route string) bool {
 // otherwise starts it, or joins the start in progress, and waits for it.
 // The start runs under Run's context: a caller whose ctx ends stops
 // waiting, but the start goes on for the others. A Start during a Stop
-// starts the container again once the stop has finished.
+// starts the container again once the stop has finished; so does a Start
+// whose start Stop cancelled, if its ctx is still alive.
 func (l *Launcher) Start(ctx context.Context) error {
 	l.mu.Lock()
 	if l.state == StateReady {
@@ -188,6 +193,11 @@ func (l *Launcher) Start(ctx context.Context) error {
 		l.mu.Unlock()
 		select {
 		case r := <-ch:
+			if errors.Is(r.Err, errStopRequested) && ctx.Err() == nil {
+				// Stop cancelled the start this caller joined, not
+				// the caller's wish: serve it with the next start.
+				continue
+			}
 			return r.Err
 		case <-ctx.Done():
 			return fmt.Errorf("starting container %q: %w", l.cfg.Name, context.Cause(ctx))
@@ -225,7 +235,6 @@ func (l *Launcher) startContainer(ctx context.Context, cancel context.CancelCaus
 		r, err = l.start(ctx, gen)
 	}
 	if err = l.endStart(ctx, r, err); err != nil {
-		l.log.Warn("container not started", "err", err)
 		l.status("container %s not started: %v", l.cfg.Name, err)
 		return fmt.Errorf("starting container %q: %w", l.cfg.Name, err)
 	}
@@ -258,6 +267,7 @@ func (l *Launcher) endStart(ctx context.Context, r *startResult, err error) erro
 		return err
 	}
 	l.id = r.id
+	l.watch = r.watch
 	l.addrs = r.addrs
 	l.readyAt = time.Now()
 	l.coldStart = l.readyAt.Sub(r.began)
@@ -266,9 +276,12 @@ func (l *Launcher) endStart(ctx context.Context, r *startResult, err error) erro
 }
 
 // Stop stops the container, keeping it for a fast next start. A start in
-// progress is cancelled first (its waiters get an error). Once begun, the
-// stop completes even if ctx ends, bounded by StopTimeout plus a margin;
-// ctx bounds only the waiting for another start or stop to end.
+// progress is cancelled instead, and Stop returns once it has ended (its
+// waiters still waiting begin the next start). Once begun, the stop
+// completes even if ctx ends, bounded by StopTimeout plus a margin; ctx
+// bounds only the waiting for another start or stop to end. If the stop
+// fails and the container still runs, the state stays ready, so that the
+// next Stop tries again.
 func (l *Launcher) Stop(ctx context.Context) error {
 	for {
 		l.mu.Lock()
@@ -281,8 +294,14 @@ func (l *Launcher) Stop(ctx context.Context) error {
 			ch := l.group.DoChan(strconv.FormatUint(l.gen, 10), l.startCall)
 			l.mu.Unlock()
 			select {
-			case <-ch:
-				continue
+			case r := <-ch:
+				if r.Err == nil {
+					continue // ready before the cancel: stop it
+				}
+				// The start left nothing running. A start begun
+				// since, by a caller that still waits, is not ours
+				// to cancel: Stop would chase it forever.
+				return nil
 			case <-ctx.Done():
 				return fmt.Errorf("stopping container %q: waiting for its start to end: %w", l.cfg.Name, context.Cause(ctx))
 			}
@@ -305,6 +324,15 @@ func (l *Launcher) Stop(ctx context.Context) error {
 			err := l.stopContainer(ctx, id)
 
 			l.mu.Lock()
+			if err != nil && !l.watch.exited() {
+				// Still running, as far as we know: stay ready, so
+				// the next Stop tries again. The exit watcher moves
+				// on to stopped if it exits after all.
+				l.setState(StateReady)
+				close(l.stopDone)
+				l.mu.Unlock()
+				return fmt.Errorf("stopping container %q: %w", l.cfg.Name, err)
+			}
 			if time.Since(l.readyAt) >= stableAfter {
 				l.failures = 0
 			}
@@ -312,7 +340,8 @@ func (l *Launcher) Stop(ctx context.Context) error {
 			close(l.stopDone)
 			l.mu.Unlock()
 			if err != nil {
-				return fmt.Errorf("stopping container %q: %w", l.cfg.Name, err)
+				// It exited all the same: the stop is done.
+				l.log.Debug("stopping container: exited despite the error", "err", err)
 			}
 			l.status("container %s stopped", l.cfg.Name)
 			return nil

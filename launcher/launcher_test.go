@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -393,7 +394,13 @@ func (s *slowStop) Stop(ctx context.Context, id string, timeout time.Duration) e
 func TestStopDuringStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeRuntime()
-		f.exec = func(string, []string) (int, string, error) { return 1, "", nil }
+		var ready atomic.Bool
+		f.exec = func(string, []string) (int, string, error) {
+			if ready.Load() {
+				return 0, "", nil
+			}
+			return 1, "", nil
+		}
 		l := runLauncher(t, testConfig(t, f))
 		started := make(chan error, 1)
 		go func() { started <- l.Start(t.Context()) }()
@@ -401,28 +408,168 @@ func TestStopDuringStart(t *testing.T) {
 		if !f.running("svc") {
 			t.Fatalf("container not running while probing")
 		}
+		ready.Store(true) // the next probe would pass, but Stop comes first
 		if err := l.Stop(t.Context()); err != nil {
 			t.Fatalf("Stop: %v", err)
 		}
-		err := <-started
-		if !errors.Is(err, errStopRequested) {
-			t.Errorf("Start: got %v; want the stop request as the cause", err)
+		stopped := time.Now()
+		if got := f.count("Stop"); got != 1 {
+			t.Errorf("stops: got %d; want 1 (the cancelled start's cleanup)", got)
 		}
-		if f.running("svc") {
-			t.Errorf("container running after Stop")
+		// Its caller still waits: the next start serves it, at once (a
+		// cancelled start is not a crash: no backoff).
+		if err := <-started; err != nil {
+			t.Fatalf("Start cancelled by Stop: got %v; want nil, from the next start", err)
+		}
+		if took := time.Since(stopped); took != 0 {
+			t.Errorf("next start took %s; want no backoff", took)
+		}
+		if got := f.count("Start"); got != 2 {
+			t.Errorf("starts: got %d; want 2", got)
+		}
+		if got := l.State(); got != StateReady {
+			t.Errorf("state: got %s; want %s", got, StateReady)
+		}
+	})
+}
+
+func TestStopDuringStartCallerGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeRuntime()
+		f.exec = func(string, []string) (int, string, error) { return 1, "", nil }
+		l := runLauncher(t, testConfig(t, f))
+		ctx, cancel := context.WithCancel(t.Context())
+		started := make(chan error, 1)
+		go func() { started <- l.Start(ctx) }()
+		time.Sleep(time.Second)
+		cancel()
+		synctest.Wait()
+		if err := l.Stop(t.Context()); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if err := <-started; err == nil {
+			t.Errorf("Start with a cancelled ctx: got nil; want an error")
+		}
+		if f.running("svc") || l.State() != StateStopped {
+			t.Errorf("after Stop: running %v, state %s; want not running, %s", f.running("svc"), l.State(), StateStopped)
+		}
+	})
+}
+
+// failStop is a fake whose Stop fails, leaving the container running,
+// while fail is set.
+type failStop struct {
+	*fakeRuntime
+	fail atomic.Bool
+}
+
+func (s *failStop) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	if s.fail.Load() {
+		s.called("Stop")
+		return errors.New("timed out waiting for the container to stop")
+	}
+	return s.fakeRuntime.Stop(ctx, id, timeout)
+}
+
+func TestStopFailureStaysReady(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeRuntime()
+		fs := &failStop{fakeRuntime: f}
+		fs.fail.Store(true)
+		cfg := testConfig(t, f)
+		cfg.Runtime = fs
+		l := runLauncher(t, cfg)
+		if err := l.Start(t.Context()); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if err := l.Stop(t.Context()); err == nil {
+			t.Fatalf("Stop that failed: got nil; want an error")
+		}
+		if got := l.State(); got != StateReady {
+			t.Errorf("state after a failed stop: got %s; want %s (still running)", got, StateReady)
+		}
+		fs.fail.Store(false)
+		if err := l.Stop(t.Context()); err != nil {
+			t.Fatalf("second Stop: %v", err)
+		}
+		if got := f.count("Stop"); got != 2 {
+			t.Errorf("stops: got %d; want 2 (the second Stop tries again)", got)
+		}
+		if f.running("svc") || l.State() != StateStopped {
+			t.Errorf("after second Stop: running %v, state %s; want not running, %s", f.running("svc"), l.State(), StateStopped)
+		}
+	})
+}
+
+func TestStopFailureAfterExit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeRuntime()
+		fs := &failStop{fakeRuntime: f}
+		fs.fail.Store(true)
+		cfg := testConfig(t, f)
+		cfg.Runtime = fs
+		l := runLauncher(t, cfg)
+		if err := l.Start(t.Context()); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		// The container exits during the stop, which fails all the same.
+		fs.fakeRuntime.exit(f.containerID("svc"), 137)
+		synctest.Wait()
+		if err := l.Stop(t.Context()); err != nil {
+			t.Errorf("Stop of an exited container: got %v; want nil", err)
 		}
 		if got := l.State(); got != StateStopped {
 			t.Errorf("state: got %s; want %s", got, StateStopped)
 		}
-		// A cancelled start is not a crash: no backoff on the next one.
-		f.exec = nil
-		began := time.Now()
-		if err := l.Start(t.Context()); err != nil {
-			t.Fatalf("Start after Stop: %v", err)
-		}
-		if took := time.Since(began); took != 0 {
-			t.Errorf("Start after a cancelled start took %s; want no backoff", took)
-		}
+	})
+}
+
+func TestStartRecreatesWhenHostPortTaken(t *testing.T) {
+	inUse := errors.New("rootlessport listen tcp 127.0.0.1:40000: bind: address already in use")
+	t.Run("once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := newFakeRuntime()
+			l := runLauncher(t, testConfig(t, f))
+			if err := l.Start(t.Context()); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			if err := l.Stop(t.Context()); err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+			old := f.containerID("svc")
+			f.startErr = func(id string) error {
+				if id == old {
+					return inUse
+				}
+				return nil
+			}
+			if err := l.Start(t.Context()); err != nil {
+				t.Fatalf("Start with a host port taken: %v", err)
+			}
+			if id := f.containerID("svc"); id == old {
+				t.Errorf("container ID: got the old %s; want a new container", id)
+			}
+			if got := f.count("Create"); got != 2 {
+				t.Errorf("creates: got %d; want 2", got)
+			}
+			if got := l.State(); got != StateReady {
+				t.Errorf("state: got %s; want %s", got, StateReady)
+			}
+		})
+	})
+	t.Run("always", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := newFakeRuntime()
+			f.startErr = func(string) error { return inUse }
+			l := runLauncher(t, testConfig(t, f))
+			err := l.Start(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "address already in use") {
+				t.Fatalf("Start: got %v; want the address-in-use error", err)
+			}
+			if got := f.count("Create"); got != 2 {
+				t.Errorf("creates: got %d; want 2 (one retry)", got)
+			}
+		})
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +60,13 @@ type Podman struct {
 	// context values. Its cancellation is never used: each call brings
 	// its own ctx, see call.
 	conn context.Context
+	uri  string
+
+	// exec is Exec's own connection, made on first use: the bindings'
+	// attach replaces its client's transport, which must not race with
+	// the other calls. execMu serialises Exec and guards exec.
+	execMu sync.Mutex
+	exec   *execConn
 }
 
 var _ Runtime = (*Podman)(nil)
@@ -79,7 +88,7 @@ func NewPodman(ctx context.Context, uri string) (*Podman, error) {
 		}
 		return nil, fmt.Errorf("connecting to %s: %w", uri, err)
 	}
-	return &Podman{conn: conn}, nil
+	return &Podman{conn: conn, uri: uri}, nil
 }
 
 // callContext is ctx (deadline, cancellation, values) that also answers
@@ -98,6 +107,102 @@ func (c callContext) Value(key any) any {
 
 func (p *Podman) call(ctx context.Context) context.Context {
 	return callContext{Context: ctx, conn: p.conn}
+}
+
+// execConn is a bindings connection whose every network connection is
+// tracked, so that an exec attach, which ignores its ctx once hijacked,
+// can be ended by closing them.
+type execConn struct {
+	conn   context.Context
+	client *bindings.Connection
+	base   *http.Transport // the transport each exec begins with
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// newExecConn connects to uri again, for Exec alone.
+func newExecConn(ctx context.Context, uri string) (*execConn, error) {
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	conn, err := bindings.NewConnection(cctx, uri)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", uri, apiError(err))
+	}
+	client, err := bindings.GetClient(conn)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", uri, err)
+	}
+	orig, ok := client.Client.Transport.(*http.Transport)
+	if !ok || orig.DialContext == nil {
+		return nil, fmt.Errorf("connecting to %s: unexpected transport %T", uri, client.Client.Transport)
+	}
+	orig.CloseIdleConnections()
+	e := &execConn{conn: conn, client: client, conns: make(map[net.Conn]struct{})}
+	dial := orig.DialContext
+	e.base = orig.Clone()
+	e.base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: c, e: e}
+		e.mu.Lock()
+		e.conns[tc] = struct{}{}
+		e.mu.Unlock()
+		return tc, nil
+	}
+	return e, nil
+}
+
+// reset gives the client a fresh transport over the tracking dialer, so
+// the attach's replacement wraps it once and not every earlier one.
+func (e *execConn) reset() {
+	e.client.Client.Transport = e.base.Clone()
+}
+
+// closeAll closes every open connection, hijacked ones included.
+func (e *execConn) closeAll() {
+	e.mu.Lock()
+	conns := make([]net.Conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// open returns how many connections are open.
+func (e *execConn) open() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns)
+}
+
+// trackedConn leaves its execConn's set when closed.
+type trackedConn struct {
+	net.Conn
+	e    *execConn
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.e.mu.Lock()
+		delete(c.e.conns, c)
+		c.e.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes, as the attach's stdin copy may ask.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // isUnreachable reports whether err means the API socket is missing or
@@ -320,27 +425,71 @@ func (p *Podman) Wait(ctx context.Context, id string) (int, error) {
 	return int(code), nil
 }
 
+// Exec runs argv in container id and returns its exit code and output.
+// Execs run one at a time over their own connection. When ctx ends, a
+// hung exec is abandoned by closing that connection (Podman before 4.8
+// cannot remove the session; it ends when the container stops).
 func (p *Podman) Exec(ctx context.Context, id string, argv []string) (int, string, error) {
-	ctx = p.call(ctx)
+	p.execMu.Lock()
+	defer p.execMu.Unlock()
+	if p.exec == nil {
+		e, err := newExecConn(ctx, p.uri)
+		if err != nil {
+			return 0, "", fmt.Errorf("connecting for exec: %w", err)
+		}
+		p.exec = e
+	}
+	e := p.exec
+	e.reset()
+	// Nothing is in use between execs. Closing it all also closes the
+	// idle connections of the transports the attach replaced.
+	defer e.closeAll()
+	call := func(ctx context.Context) context.Context {
+		return callContext{Context: ctx, conn: e.conn}
+	}
+
 	cfg := new(handlers.ExecCreateConfig)
 	cfg.Cmd = argv
 	cfg.AttachStdout = true
 	cfg.AttachStderr = true
-	session, err := containers.ExecCreate(ctx, id, cfg)
+	session, err := containers.ExecCreate(call(ctx), id, cfg)
 	if err != nil {
 		return 0, "", fmt.Errorf("creating exec session: %w", apiError(err))
 	}
-	// Removing the session needs Podman 4.8; older services drop it when
-	// the container stops.
-	defer containers.ExecRemove(ctx, session, nil) //nolint:errcheck
+	// Cleanup runs even after ctx has ended, bounded on its own.
+	bounded := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	}
+	defer func() {
+		// Removing the session needs Podman 4.8; older services drop
+		// it when the container stops. Force kills a hung process.
+		rctx, cancel := bounded()
+		defer cancel()
+		containers.ExecRemove(call(rctx), session, new(containers.ExecRemoveOptions).WithForce(true)) //nolint:errcheck
+	}()
+
 	var out lockedBuffer
 	opts := new(containers.ExecStartAndAttachOptions).
 		WithOutputStream(&out).WithErrorStream(&out).
 		WithAttachOutput(true).WithAttachError(true)
-	if err := containers.ExecStartAndAttach(ctx, session, opts); err != nil {
+	// Once hijacked, the attach ignores ctx: end it by closing the
+	// connections under it.
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		e.closeAll()
+	})
+	err = containers.ExecStartAndAttach(call(ctx), session, opts)
+	if !stop() {
+		<-closed
+		return 0, out.String(), fmt.Errorf("running exec session: %w", context.Cause(ctx))
+	}
+	if err != nil {
 		return 0, out.String(), fmt.Errorf("running exec session: %w", apiError(err))
 	}
-	inspect, err := containers.ExecInspect(ctx, session, nil)
+	ictx, cancel := bounded()
+	defer cancel()
+	inspect, err := containers.ExecInspect(call(ictx), session, nil)
 	if err != nil {
 		return 0, out.String(), fmt.Errorf("inspecting exec session: %w", apiError(err))
 	}

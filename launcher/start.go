@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -63,9 +64,20 @@ func (l *Launcher) start(ctx context.Context, gen uint64) (*startResult, error) 
 		w = l.watchExit(gen, info.ID)
 	} else {
 		log.Debug("starting container")
-		cctx, cancel := context.WithTimeout(rctx, callTimeout)
-		err := l.rt.Start(cctx, info.ID)
-		cancel()
+		err := l.launch(rctx, info.ID)
+		if err != nil && isAddrInUse(err) {
+			// Podman chose the host ports when it created the
+			// container; one was taken while it was stopped. A new
+			// container gets new ones.
+			log.Warn("recreating container: a host port is taken", "err", err)
+			l.status("recreating container %s: a host port is taken", l.cfg.Name)
+			var id string
+			if id, err = l.recreate(rctx, info.ID); err == nil {
+				info.ID = id
+				log = l.log.With("container", shortID(id))
+				err = l.launch(rctx, id)
+			}
+		}
 		if err != nil {
 			l.cleanup(ctx, info.ID, nil)
 			return nil, fmt.Errorf("launching container %s: %w", shortID(info.ID), causeOf(rctx, err))
@@ -88,6 +100,52 @@ func (l *Launcher) start(ctx context.Context, gen uint64) (*startResult, error) 
 		addrs[p.Route] = t.addrs[ContainerPort{Port: p.Port, Proto: p.proto()}]
 	}
 	return &startResult{id: info.ID, addrs: addrs, watch: w, began: began}, nil
+}
+
+// launch starts container id, bounded by callTimeout.
+func (l *Launcher) launch(ctx context.Context, id string) error {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return l.rt.Start(cctx, id)
+}
+
+// isAddrInUse reports whether err, as Podman words it, means a host port
+// is taken.
+func isAddrInUse(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "address already in use")
+}
+
+// recreate removes container id and creates it anew, returning the new
+// ID.
+func (l *Launcher) recreate(ctx context.Context, id string) (string, error) {
+	if err := l.remove(ctx, id); err != nil {
+		return "", err
+	}
+	return l.create(ctx)
+}
+
+// remove removes container id, stopping it first if it runs.
+func (l *Launcher) remove(ctx context.Context, id string) error {
+	timeout := l.cfg.stopTimeout()
+	rctx, cancel := context.WithTimeout(ctx, timeout+callTimeout)
+	defer cancel()
+	if err := l.rt.Remove(rctx, id, timeout); err != nil {
+		return fmt.Errorf("removing container %s: %w", shortID(id), causeOf(ctx, err))
+	}
+	return nil
+}
+
+// create creates the configured container and returns its ID.
+func (l *Launcher) create(ctx context.Context) (string, error) {
+	l.log.Info("creating container", "image", l.cfg.Image)
+	l.status("creating container %s", l.cfg.Name)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	id, err := l.rt.Create(cctx, l.spec)
+	if err != nil {
+		return "", fmt.Errorf("creating container: %w", causeOf(ctx, err))
+	}
+	return id, nil
 }
 
 // cleanup stops container id after a failed start, even if ctx was
@@ -170,21 +228,13 @@ func (l *Launcher) ensureContainer(ctx context.Context, imageID string) (Contain
 		}
 		l.log.Info("recreating container", "container", shortID(info.ID), "reason", reason)
 		l.status("recreating container %s: %s", name, reason)
-		timeout := l.cfg.stopTimeout()
-		rctx, cancel := context.WithTimeout(ctx, timeout+callTimeout)
-		err := l.rt.Remove(rctx, info.ID, timeout)
-		cancel()
-		if err != nil {
-			return ContainerInfo{}, fmt.Errorf("removing outdated container: %w", causeOf(ctx, err))
+		if err := l.remove(ctx, info.ID); err != nil {
+			return ContainerInfo{}, fmt.Errorf("replacing outdated container: %w", err)
 		}
 	}
-	l.log.Info("creating container", "image", l.cfg.Image)
-	l.status("creating container %s", name)
-	cctx, cancel = context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	id, err := l.rt.Create(cctx, l.spec)
+	id, err := l.create(ctx)
 	if err != nil {
-		return ContainerInfo{}, fmt.Errorf("creating container: %w", causeOf(ctx, err))
+		return ContainerInfo{}, err
 	}
 	return ContainerInfo{ID: id}, nil
 }

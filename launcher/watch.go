@@ -12,6 +12,16 @@ type exitWatch struct {
 	cancel context.CancelFunc
 }
 
+// exited reports whether the container has exited.
+func (w *exitWatch) exited() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // watchExit starts watching container id of generation gen, under Run's
 // context. The start calls it once the container runs; it serves both the
 // probe loop (an exit fails the start at once) and, after ready, the move

@@ -44,7 +44,8 @@
 //     forwarders do, while the application inside is not yet listening) is
 //     not retried: Backend.Start must return only once the backend answers.
 //   - UDP flows are keyed by client address and end after UDPFlowTimeout
-//     without a datagram; up to 64 datagrams per client are queued while
+//     without a datagram, or as soon as the backend refuses one (an ICMP
+//     port unreachable), so the next datagram starts the backend again; up to 64 datagrams per client are queued while
 //     the backend starts, later ones are dropped. On shutdown UDP flows are
 //     closed once the stream flows have drained. Datagram sockets other
 //     than UDP work only with clients that have a bound address.

@@ -16,15 +16,17 @@ import (
 // fakeBackend is a Backend for tests. Its Start waits for release, if set,
 // and then returns startErr.
 type fakeBackend struct {
-	addr     string // what Addr returns
 	startErr error
 	stopErr  error
 	release  chan struct{} // if not nil, Start waits until it is closed
 
-	mu      sync.Mutex
-	starts  int // Start calls
-	waiting int // Start calls waiting for release
-	stops   []time.Time
+	mu        sync.Mutex
+	addr      string // what Addr returns; see setAddr
+	addrFails int    // how many more Addr calls fail
+	starts    int    // Start calls
+	waiting   int    // Start calls waiting for release
+	stops     []time.Time
+	stopTimes []time.Duration // how long each Stop's ctx gave it
 }
 
 func (b *fakeBackend) Start(ctx context.Context) error {
@@ -48,17 +50,43 @@ func (b *fakeBackend) Start(ctx context.Context) error {
 }
 
 func (b *fakeBackend) Addr(route string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.addrFails > 0 {
+		b.addrFails--
+		return "", errors.New("container is stopped")
+	}
 	if b.addr == "" {
 		return "", errors.New("no address")
 	}
 	return b.addr, nil
 }
 
+// setAddr changes what Addr returns, as a restarted backend may.
+func (b *fakeBackend) setAddr(addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.addr = addr
+}
+
 func (b *fakeBackend) Stop(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.stops = append(b.stops, time.Now())
+	if d, ok := ctx.Deadline(); ok {
+		b.stopTimes = append(b.stopTimes, time.Until(d))
+	} else {
+		b.stopTimes = append(b.stopTimes, -1)
+	}
 	return b.stopErr
+}
+
+// StopTimes returns how long each Stop call's ctx allowed, or -1 for no
+// deadline.
+func (b *fakeBackend) StopTimes() []time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]time.Duration(nil), b.stopTimes...)
 }
 
 func (b *fakeBackend) Starts() int {

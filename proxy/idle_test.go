@@ -487,8 +487,10 @@ func TestDialRetriesWhileRefused(t *testing.T) {
 				if len(got) != 0 {
 					t.Errorf("reply: got %q; want none", got)
 				}
-				if took := time.Since(start); took != DefaultDialTimeout {
-					t.Errorf("gave up after %v; want %v", took, DefaultDialTimeout)
+				// Each attempt retries for DialTimeout, then Start is
+				// called again, until ReadyTimeout.
+				if took := time.Since(start); took != DefaultReadyTimeout {
+					t.Errorf("gave up after %v; want %v", took, DefaultReadyTimeout)
 				}
 				if dials < 100 {
 					t.Errorf("dial attempts: got %d; want retries every %v", dials, dialRetryInterval)
@@ -640,3 +642,129 @@ func TestRunChecksConfig(t *testing.T) {
 
 // noDeadlineListener hides its listener's SetDeadline.
 type noDeadlineListener struct{ net.Listener }
+
+func TestStartAgainWhenBackendGone(t *testing.T) {
+	unreachable := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.EHOSTUNREACH}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	tests := []struct {
+		name         string
+		readyTimeout time.Duration
+		addrFails    int           // Addr calls that fail, as while the launcher notices a crash
+		dialErrs     []error       // the first dials' errors
+		refusedFor   time.Duration // dials are refused until then
+		wantStarts   int
+		wantTook     time.Duration // until served, or closed
+		wantLog      string        // if set, the connection is closed with this log
+	}{
+		{name: "no address once", addrFails: 1, wantStarts: 2, wantTook: connectBackoffMin},
+		{name: "unreachable once", dialErrs: []error{unreachable}, wantStarts: 2, wantTook: connectBackoffMin},
+		{
+			name:       "refused past the dial timeout",
+			refusedFor: DefaultDialTimeout + time.Second,
+			wantStarts: 2,
+			wantTook:   DefaultDialTimeout + time.Second,
+		},
+		{
+			name:       "no address, ever",
+			addrFails:  1000,
+			wantStarts: connectAttempts,
+			// 100ms, 200ms, 400ms, 800ms, 1.6s, then 2s four times.
+			wantTook: 11100 * time.Millisecond,
+			wantLog:  `msg="closing connection: backend has no address for route" remote=pipe route=web err="container is stopped"`,
+		},
+		{
+			name:         "unreachable until the ready timeout",
+			readyTimeout: time.Second,
+			dialErrs:     slices.Repeat([]error{unreachable}, 1000),
+			wantStarts:   4, // pauses of 100ms, 200ms, 400ms, then 800ms cut short
+			wantTook:     time.Second,
+			wantLog:      `msg="closing connection: backend not reachable" remote=pipe route=web err="dialing backend backend:80: dial tcp: no route to host"`,
+		},
+		{
+			name:       "refused, ever",
+			refusedFor: time.Hour,
+			wantStarts: connectAttempts,
+			wantTook:   DefaultReadyTimeout,
+			wantLog:    `msg="closing connection: backend not reachable"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv, ln, be := bubbleServer(-1, false)
+				logger, logs := bufferLogger()
+				srv.Logger = logger
+				srv.ReadyTimeout = tt.readyTimeout
+				be.addrFails = tt.addrFails
+				up := time.Now().Add(tt.refusedFor)
+				errs := tt.dialErrs
+				srv.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					if len(errs) > 0 {
+						err := errs[0]
+						errs = errs[1:]
+						return nil, err
+					}
+					if time.Now().Before(up) {
+						return nil, refused
+					}
+					return dialPipeEcho(ctx, network, addr)
+				}
+				startRun(t, srv)
+				c := ln.Dial()
+				defer c.Close()
+				start := time.Now()
+				c.Write([]byte("ping")) // fails if the connection is closed unread
+				got, err := io.ReadAll(io.LimitReader(c, 4))
+				took := time.Since(start)
+				if tt.wantLog == "" && (err != nil || string(got) != "ping") {
+					t.Errorf("reply: got %q, %v; want %q", got, err, "ping")
+				}
+				if tt.wantLog != "" && len(got) != 0 {
+					t.Errorf("reply: got %q; want none", got)
+				}
+				if took != tt.wantTook {
+					t.Errorf("served or closed after %v; want %v", took, tt.wantTook)
+				}
+				if n := be.Starts(); n != tt.wantStarts {
+					t.Errorf("Start calls: got %d; want %d", n, tt.wantStarts)
+				}
+				synctest.Wait()
+				if tt.wantLog != "" && !strings.Contains(logs.String(), tt.wantLog) {
+					t.Errorf("log: got %q; want it to contain %q", logs, tt.wantLog)
+				}
+			})
+		})
+	}
+}
+
+func TestStopTimeout(t *testing.T) {
+	tests := []struct {
+		stopTimeout time.Duration
+		want        time.Duration
+	}{
+		{stopTimeout: 0, want: DefaultStopTimeout},
+		{stopTimeout: 90 * time.Second, want: 90 * time.Second},
+		{stopTimeout: -1, want: DefaultStopTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.stopTimeout), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv, ln, be := bubbleServer(time.Minute, false)
+				srv.StopTimeout = tt.stopTimeout
+				r := startRun(t, srv)
+				c := ln.Dial()
+				pipeRoundTrip(t, c, "hello")
+				c.Close()
+				time.Sleep(time.Minute) // the idle stop
+				synctest.Wait()
+				if err := r.Stop(); err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				got := be.StopTimes()
+				if len(got) != 1 || got[0] != tt.want {
+					t.Errorf("Stop's time: got %v; want [%v]", got, tt.want)
+				}
+			})
+		})
+	}
+}

@@ -20,12 +20,10 @@ const (
 	DefaultDialTimeout    = 5 * time.Second
 	DefaultDrainTimeout   = 10 * time.Second
 	DefaultUDPFlowTimeout = 30 * time.Second
+	DefaultStopTimeout    = time.Minute
 )
 
 const (
-	// stopTimeout bounds every call to Backend.Stop.
-	stopTimeout = time.Minute
-
 	// dialRetryInterval is the pause between dials refused by a backend
 	// that is still coming up.
 	dialRetryInterval = 15 * time.Millisecond
@@ -35,6 +33,14 @@ const (
 	// acceptBackoffMax.
 	acceptBackoffMin = 5 * time.Millisecond
 	acceptBackoffMax = time.Second
+
+	// A flow whose backend has no address or cannot be dialed after Start
+	// returned (it crashed, or an idle stop began) calls Start again, up
+	// to connectAttempts times in all, pausing between attempts for a
+	// time that doubles from connectBackoffMin up to connectBackoffMax.
+	connectAttempts   = 10
+	connectBackoffMin = 100 * time.Millisecond
+	connectBackoffMax = 2 * time.Second
 )
 
 // Route is one listening socket and the name the Backend knows it by.
@@ -80,8 +86,11 @@ type Server struct {
 	// stops the backend and keeps accepting.
 	ExitOnIdle bool
 
-	// ReadyTimeout is how long an accepted flow waits for Backend.Start.
-	// If zero, DefaultReadyTimeout. If negative, no limit.
+	// ReadyTimeout is how long an accepted flow waits for the backend:
+	// for Backend.Start, and for Start again, up to 10 times in all, if
+	// Backend.Addr or the dial then fails (the backend may have crashed
+	// or been stopped for being idle meanwhile). If zero,
+	// DefaultReadyTimeout. If negative, no limit.
 	ReadyTimeout time.Duration
 
 	// DialTimeout is how long dials to the backend are retried while it
@@ -97,6 +106,11 @@ type Server struct {
 	// UDPFlowTimeout is how long a UDP flow may pass no datagram either way
 	// before it is reaped. If zero or negative, DefaultUDPFlowTimeout.
 	UDPFlowTimeout time.Duration
+
+	// StopTimeout is how long Backend.Stop may take. If zero or negative,
+	// DefaultStopTimeout. It should exceed the backend's own stop time
+	// (a container's stop timeout and then some).
+	StopTimeout time.Duration
 
 	// DialContext dials the backend. If nil, a net.Dialer's.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -319,30 +333,76 @@ func (s *Server) poke() {
 	}
 }
 
-// startBackend waits for Backend.Start on behalf of one flow.
-func (s *Server) startBackend(ctx context.Context) error {
+// connectStep names the step of connectBackend that failed.
+type connectStep int
+
+const (
+	stepStart connectStep = iota // Backend.Start
+	stepAddr                     // Backend.Addr
+	stepDial                     // dialing the backend
+)
+
+// connectBackend makes the backend ready and dials it for route on behalf
+// of one flow. If Backend.Addr or the dial (after dialBackend's retries)
+// fails, the backend may have crashed or been stopped since Start
+// returned, so it calls Start again and retries, up to connectAttempts
+// times, all within ReadyTimeout. On failure it returns the step that
+// failed last and its error.
+func (s *Server) connectBackend(ctx context.Context, network, route string) (net.Conn, connectStep, error) {
 	if !s.running.Load() {
 		s.running.Store(true)
 	}
-	if d := s.readyTimeout(); d > 0 {
+	d := s.readyTimeout()
+	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
-		if err := s.Backend.Start(ctx); err != nil {
-			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-				return fmt.Errorf("waiting %s for backend to start: %w", d, err)
-			}
-			return err
-		}
-		return nil
 	}
-	return s.Backend.Start(ctx)
+	var delay time.Duration
+	for attempt := 1; ; attempt++ {
+		if err := s.Backend.Start(ctx); err != nil {
+			if d > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+				err = fmt.Errorf("waiting %s for backend to start: %w", d, err)
+			}
+			return nil, stepStart, err
+		}
+		step := stepAddr
+		addr, err := s.Backend.Addr(route)
+		if err == nil {
+			step = stepDial
+			var c net.Conn
+			if c, err = s.dialBackend(ctx, network, addr); err == nil {
+				return c, 0, nil
+			}
+		}
+		if attempt == connectAttempts || ctx.Err() != nil {
+			return nil, step, err
+		}
+		s.logger().Debug("starting backend again", "route", route, "attempt", attempt, "err", err)
+		delay = min(max(2*delay, connectBackoffMin), connectBackoffMax)
+		if !sleepCtx(ctx, delay) {
+			return nil, step, err
+		}
+	}
+}
+
+// sleepCtx sleeps for d, or until ctx ends; it reports whether it slept
+// for all of d.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // stopBackend calls Backend.Stop with a bounded context that survives the
 // cancellation of ctx.
 func (s *Server) stopBackend(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.stopTimeout())
 	defer cancel()
 	return s.Backend.Stop(ctx)
 }
@@ -486,4 +546,11 @@ func (s *Server) udpFlowTimeout() time.Duration {
 		return DefaultUDPFlowTimeout
 	}
 	return s.UDPFlowTimeout
+}
+
+func (s *Server) stopTimeout() time.Duration {
+	if s.StopTimeout <= 0 {
+		return DefaultStopTimeout
+	}
+	return s.StopTimeout
 }

@@ -60,18 +60,9 @@ func (s *Server) serveConn(ctx context.Context, rt *route, c net.Conn) {
 	defer c.Close()
 	defer context.AfterFunc(ctx, func() { c.Close() })()
 
-	if err := s.startBackend(ctx); err != nil {
-		s.dropConn(ctx, rt, c, "closing held connection: backend not ready", err)
-		return
-	}
-	addr, err := s.Backend.Addr(rt.name)
+	bc, step, err := s.connectBackend(ctx, "tcp", rt.name)
 	if err != nil {
-		s.dropConn(ctx, rt, c, "closing connection: backend has no address for route", err)
-		return
-	}
-	bc, err := s.dialBackend(ctx, "tcp", addr)
-	if err != nil {
-		s.dropConn(ctx, rt, c, "closing connection: backend not reachable", err)
+		s.dropConn(ctx, rt, c, tcpDropWhy[step], err)
 		return
 	}
 	defer bc.Close()
@@ -81,6 +72,14 @@ func (s *Server) serveConn(ctx context.Context, rt *route, c net.Conn) {
 	go copyHalf(bc, c, done)
 	copyHalf(c, bc, nil)
 	<-done
+}
+
+// tcpDropWhy is what the log says when a connection is closed because a
+// step of connectBackend failed.
+var tcpDropWhy = [...]string{
+	stepStart: "closing held connection: backend not ready",
+	stepAddr:  "closing connection: backend has no address for route",
+	stepDial:  "closing connection: backend not reachable",
 }
 
 // dropConn logs why the flow on c ends before reaching the backend.

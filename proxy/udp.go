@@ -160,14 +160,14 @@ func (s *Server) serveUDPFlow(ctx context.Context, f *udpFlow) {
 	defer s.flowWG.Done()
 	defer s.flowEnd()
 
-	c, why, err := s.connectUDP(ctx, f.rt)
+	c, step, err := s.connectBackend(ctx, "udp", f.rt.name)
 	if err != nil {
 		s.endUDPFlow(f)
 		if ctx.Err() != nil {
 			s.logger().Info("dropping datagrams: shutting down", "remote", f.remote(), "route", f.rt.name, "err", err)
 			return
 		}
-		s.logger().Warn(why, "remote", f.remote(), "route", f.rt.name, "err", err)
+		s.logger().Warn(udpDropWhy[step], "remote", f.remote(), "route", f.rt.name, "err", err)
 		return
 	}
 	defer c.Close()
@@ -189,25 +189,18 @@ func (s *Server) serveUDPFlow(ctx context.Context, f *udpFlow) {
 	s.relayReplies(f, c)
 }
 
-// connectUDP makes the backend ready and dials it for route rt. On failure
-// it also says why, for the log.
-func (s *Server) connectUDP(ctx context.Context, rt *route) (net.Conn, string, error) {
-	if err := s.startBackend(ctx); err != nil {
-		return nil, "dropping datagrams: backend not ready", err
-	}
-	addr, err := s.Backend.Addr(rt.name)
-	if err != nil {
-		return nil, "dropping datagrams: backend has no address for route", err
-	}
-	c, err := s.dialBackend(ctx, "udp", addr)
-	if err != nil {
-		return nil, "dropping datagrams: backend not reachable", err
-	}
-	return c, "", nil
+// udpDropWhy is what the log says when a flow's datagrams are dropped
+// because a step of connectBackend failed.
+var udpDropWhy = [...]string{
+	stepStart: "dropping datagrams: backend not ready",
+	stepAddr:  "dropping datagrams: backend has no address for route",
+	stepDial:  "dropping datagrams: backend not reachable",
 }
 
 // relayReplies sends the backend's datagrams on c back to f's client,
 // and reaps f once no datagram has passed either way for UDPFlowTimeout.
+// It ends f at once if the backend refuses a datagram, so the client's
+// next datagram starts a new flow, which calls Backend.Start again.
 func (s *Server) relayReplies(f *udpFlow, c net.Conn) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -230,8 +223,11 @@ func (s *Server) relayReplies(f *udpFlow, c net.Conn) {
 			}
 			c.SetReadDeadline(s.base.Add(last + timeout)) // as above
 		case errors.Is(err, syscall.ECONNREFUSED):
-			// An ICMP port unreachable from an earlier datagram: the
-			// backend is not listening (yet). Keep the flow.
+			// An ICMP port unreachable for an earlier datagram: nothing
+			// listens there, most likely because the backend died. A
+			// flow kept alive by its client would never be reaped.
+			s.endUDPFlow(f)
+			return
 		default:
 			// Closed on shutdown, or broken.
 			s.endUDPFlow(f)

@@ -15,6 +15,13 @@ import (
 // with "pong " and the datagram, and returns its address.
 func startUDPEcho(t *testing.T) string {
 	t.Helper()
+	return startUDPEchoConn(t).LocalAddr().String()
+}
+
+// startUDPEchoConn is startUDPEcho returning the server's socket, which
+// the test may close early to kill the server.
+func startUDPEchoConn(t *testing.T) net.PacketConn {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +33,7 @@ func startUDPEcho(t *testing.T) string {
 		pc.Close()
 		wg.Wait()
 	})
-	return pc.LocalAddr().String()
+	return pc
 }
 
 func udpEcho(pc net.PacketConn, wg *sync.WaitGroup) {
@@ -231,5 +238,80 @@ func TestUnixgramRoute(t *testing.T) {
 	}
 	if n := srv.Flows(); n != 3 {
 		t.Errorf("Flows(): got %d; want 3", n)
+	}
+}
+
+func TestUDPFlowEndsWhenBackendRefuses(t *testing.T) {
+	first := startUDPEchoConn(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	be := &fakeBackend{addr: first.LocalAddr().String()}
+	srv := &Server{
+		Backend:        be,
+		Routes:         []Route{{Name: "dns", PacketConn: pc}},
+		UDPFlowTimeout: time.Second,
+		Logger:         discardLogger(),
+	}
+	startRun(t, srv)
+
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "one")
+	if got, err := readReply(c); err != nil || got != "pong one" {
+		t.Fatalf("first reply: got %q, %v; want %q", got, err, "pong one")
+	}
+
+	// The backend dies and comes back elsewhere. The client keeps
+	// talking, more often than UDPFlowTimeout, so its flow is never quiet
+	// enough to be reaped: only the refusal can end it.
+	first.Close()
+	be.setAddr(startUDPEcho(t))
+	buf := make([]byte, 100)
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reply 3s after the backend died (Start calls: %d); want a new flow that starts the backend again", be.Starts())
+		}
+		fmt.Fprint(c, "two")
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if n, err := c.Read(buf); err == nil && string(buf[:n]) == "pong two" {
+			break
+		}
+	}
+	if n := be.Starts(); n != 2 {
+		t.Errorf("Start calls: got %d; want 2", n)
+	}
+	if n := srv.Flows(); n != 1 {
+		t.Errorf("Flows(): got %d; want 1", n)
+	}
+}
+
+func TestUDPStartAgainWhenNoAddress(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	// The first Addr fails, as after a crash the launcher has just noticed.
+	be := &fakeBackend{addr: startUDPEcho(t), addrFails: 1}
+	srv := &Server{Backend: be, Routes: []Route{{Name: "dns", PacketConn: pc}}, Logger: discardLogger()}
+	startRun(t, srv)
+
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "hi")
+	if got, err := readReply(c); err != nil || got != "pong hi" {
+		t.Fatalf("reply: got %q, %v; want %q", got, err, "pong hi")
+	}
+	if n := be.Starts(); n != 2 {
+		t.Errorf("Start calls: got %d; want 2", n)
 	}
 }

@@ -273,7 +273,7 @@ func parseImage(s string) (string, error) {
 		return "", usagef("missing --image: name the container image to run, e.g. --image docker.io/library/nginx:latest")
 	}
 	if _, err := reference.ParseNormalizedNamed(s); err != nil {
-		return "", usagef("invalid --image %q: %v", s, err)
+		return "", usagef("invalid --image %q: %v: use a reference like docker.io/library/nginx:1.27 or localhost/app:latest", s, err)
 	}
 	return s, nil
 }
@@ -304,3 +304,14 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// checkPodmanURL checks the scheme of --podman-url; the bindings accept
+// unix, tcp and ssh.
+func checkPodmanURL(s string) error {
+	for _, scheme := range []string{"unix://", "tcp://", "ssh://"} {
+		if strings.HasPrefix(s, scheme) && len(s) > len(scheme) {
+			return nil
+		}
+	}
+	return usagef("invalid --podman-url %q: use unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST/PATH, e.g. unix:///run/podman/podman.sock", s)
+}

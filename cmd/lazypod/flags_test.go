@@ -179,6 +179,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{name: "bad name", args: []string{"serve", "--image", "nginx", "--port", "80", "--name", "-x"}, want: `invalid --name "-x"`},
 		{name: "bad volume", args: []string{"serve", "--image", "nginx", "--port", "80", "--volume", "data"}, want: `invalid --volume "data"`},
 		{name: "bad label", args: []string{"serve", "--image", "nginx", "--port", "80", "--label", "novalue"}, want: `invalid --label "novalue": want KEY=VALUE`},
+		{name: "zero stop timeout", args: []string{"serve", "--image", "nginx", "--port", "80", "--stop-timeout", "0"}, want: `invalid --stop-timeout "0": must be more than 0`},
+		{name: "bad podman url", args: []string{"serve", "--image", "nginx", "--port", "80", "--podman-url", "/run/podman/podman.sock"}, want: `invalid --podman-url "/run/podman/podman.sock": use unix:///PATH`},
 		{name: "unknown command", args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 	}
 	for _, tt := range tests {
@@ -221,6 +223,9 @@ func TestParseServeCommandAndDefaults(t *testing.T) {
 	if o.exitOnIdle != nil {
 		t.Errorf("exitOnIdle = %v; want unset", *o.exitOnIdle)
 	}
+	if o.ready != (launcher.Probe{}) {
+		t.Errorf("ready = %v; want unset, so the launcher picks tcp, or none for UDP-only services", o.ready)
+	}
 	if o.stateDir != "/state/a" {
 		t.Errorf("stateDir = %q; want /state/a", o.stateDir)
 	}
@@ -250,13 +255,15 @@ func TestMatchPorts(t *testing.T) {
 		wantErr string
 	}{
 		{name: "one to one", socks: []socket{tcp("LISTEN_FD_3")}, ports: []portSpec{port("8080")},
-			want: []launcher.Port{{Route: "LISTEN_FD_3", Port: 8080, Proto: "tcp"}}},
+			want: []launcher.Port{{Route: "LISTEN_FD_3/tcp", Port: 8080, Proto: "tcp"}}},
 		{name: "one port for two sockets", socks: []socket{tcp("web"), tcp("web")}, ports: []portSpec{port("80")},
-			want: []launcher.Port{{Route: "web", Port: 80, Proto: "tcp"}}},
+			want: []launcher.Port{{Route: "web/tcp", Port: 80, Proto: "tcp"}}},
 		{name: "named", socks: []socket{tcp("web"), udp("dns")}, ports: []portSpec{port("dns=53"), port("web=80/tcp")},
-			want: []launcher.Port{{Route: "web", Port: 80, Proto: "tcp"}, {Route: "dns", Port: 53, Proto: "udp"}}},
+			want: []launcher.Port{{Route: "web/tcp", Port: 80, Proto: "tcp"}, {Route: "dns/udp", Port: 53, Proto: "udp"}}},
 		{name: "udp inferred", socks: []socket{udp("x")}, ports: []portSpec{port("53")},
-			want: []launcher.Port{{Route: "x", Port: 53, Proto: "udp"}}},
+			want: []launcher.Port{{Route: "x/udp", Port: 53, Proto: "udp"}}},
+		{name: "tcp and udp of one name", socks: []socket{tcp("dns"), udp("dns")}, ports: []portSpec{port("dns=53")},
+			want: []launcher.Port{{Route: "dns/tcp", Port: 53, Proto: "tcp"}, {Route: "dns/udp", Port: 53, Proto: "udp"}}},
 		{name: "proto mismatch", socks: []socket{udp("x")}, ports: []portSpec{port("53/tcp")}, wantErr: "is udp, not tcp"},
 		{name: "unnamed among several", socks: []socket{tcp("a"), tcp("b")}, ports: []portSpec{port("80"), port("b=81")}, wantErr: "each needs its socket's name"},
 		{name: "socket without port", socks: []socket{tcp("a"), tcp("b")}, ports: []portSpec{port("a=80")}, wantErr: "socket fd (b) has no --port: add --port b=PORT"},

@@ -147,8 +147,11 @@ func matchPorts(socks []socket, specs []portSpec) ([]proxy.Route, []launcher.Por
 		if p.Proto != s.proto() {
 			return nil, nil, usagef("invalid --port %q: socket %s is %s, not %s", p, s.desc, s.proto(), p.Proto)
 		}
-		routes = append(routes, proxy.Route{Name: s.name, Listener: s.listener, PacketConn: s.packet})
-		ports = appendPort(ports, launcher.Port{Route: s.name, Port: p.Port, Proto: p.Proto})
+		// A TCP and a UDP socket may share a name (ListenStream=53 and
+		// ListenDatagram=53 in one unit): the route is name and protocol.
+		route := s.name + "/" + string(p.Proto)
+		routes = append(routes, proxy.Route{Name: route, Listener: s.listener, PacketConn: s.packet})
+		ports = appendPort(ports, launcher.Port{Route: route, Port: p.Port, Proto: p.Proto})
 	}
 	for _, p := range specs {
 		if !used[p.String()] {

@@ -15,7 +15,10 @@ import (
 	"github.com/lazypod/lazypod/proxy"
 )
 
-var _ proxy.Backend = (*launcher.Launcher)(nil)
+var (
+	_ proxy.Backend = (*launcher.Launcher)(nil)
+	_ proxy.Backend = hinted{}
+)
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -67,17 +70,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
+// hinted is the launcher as the proxy's backend, with what to do added to
+// the errors that reach the journal per connection.
+type hinted struct{ *launcher.Launcher }
+
+func (h hinted) Start(ctx context.Context) error {
+	if err := h.Launcher.Start(ctx); err != nil {
+		if hint := hintFor(err); hint != "" {
+			return fmt.Errorf("%w: %s", err, hint)
+		}
+		return err
+	}
+	return nil
+}
+
 // withHint is err's message with what to do about it, for the errors that
 // have a known remedy.
 func withHint(err error) string {
-	msg := err.Error()
+	if hint := hintFor(err); hint != "" {
+		return err.Error() + ": " + hint
+	}
+	return err.Error()
+}
+
+// hintFor says how to fix err, or "" when there is nothing to add.
+func hintFor(err error) string {
 	switch {
 	case errors.Is(err, errNoSockets):
-		return msg + ": start lazypod from its .socket unit or pass --listen"
+		return "start lazypod from its .socket unit or pass --listen"
 	case errors.Is(err, launcher.ErrNoPodman):
-		return msg + ": start the Podman API (systemctl enable --now podman.socket, or with --user as that user) or pass --podman-url"
+		return "start the Podman API (systemctl enable --now podman.socket, or with --user as that user) or pass --podman-url"
 	case errors.Is(err, launcher.ErrNotOurs):
-		return msg + ": remove that container or choose another --name"
+		return "remove that container or choose another --name"
+	case errors.Is(err, launcher.ErrImageNotFound):
+		return "check --image, use a fully qualified name, and for a private registry run podman login"
 	}
-	return msg
+	return ""
 }

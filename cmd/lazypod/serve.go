@@ -71,7 +71,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&idle, "idle-timeout", "5m", "stop the container after this `DURATION` with no open connection (0: never)")
 	fs.StringVar(&udpTimeout, "udp-timeout", "30s", "a UDP flow with no datagram either way for this `DURATION` is closed")
 	fs.BoolVar(&exitOnIdle, "exit-on-idle", false, "exit after the idle stop (default: on when socket-activated, off with --listen)")
-	fs.StringVar(&ready, "ready", "tcp", "readiness `PROBE`: tcp, http:/PATH, exec:COMMAND, healthcheck, notify or none")
+	fs.StringVar(&ready, "ready", "", "readiness `PROBE`: tcp, http:/PATH, exec:COMMAND, healthcheck, notify or none (default: tcp, or none when every port is UDP)")
 	fs.StringVar(&readyTimeout, "ready-timeout", "60s", "how long connections wait for readiness (`DURATION`)")
 	fs.StringVar(&stopTimeout, "stop-timeout", "10s", "grace before the container is killed on stop (`DURATION`)")
 	fs.StringVar(&o.podmanURL, "podman-url", "", "Podman API `URI` (default: $CONTAINER_HOST, else the rootless socket, else /run/podman/podman.sock)")
@@ -141,8 +141,10 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	if o.udpTimeout == 0 {
 		return nil, usagef("invalid --udp-timeout %q: must be more than 0, e.g. 30s", udpTimeout)
 	}
-	if o.ready, err = launcher.ParseProbe(ready); err != nil {
-		return nil, usagef("%v", err)
+	if ready != "" {
+		if o.ready, err = launcher.ParseProbe(ready); err != nil {
+			return nil, usagef("%v", err)
+		}
 	}
 	if o.readyTimeout, err = parseDuration("ready-timeout", readyTimeout); err != nil {
 		return nil, err
@@ -152,6 +154,9 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	}
 	if o.stopTimeout, err = parseDuration("stop-timeout", stopTimeout); err != nil {
 		return nil, err
+	}
+	if o.stopTimeout == 0 {
+		return nil, usagef("invalid --stop-timeout %q: must be more than 0, e.g. 10s (Podman kills the container after it)", stopTimeout)
 	}
 	for _, s := range envFiles {
 		env, err := readEnvFile(s)
@@ -198,6 +203,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	}
 	if o.podmanURL == "" {
 		o.podmanURL = launcher.DefaultPodmanURL()
+	} else if err := checkPodmanURL(o.podmanURL); err != nil {
+		return nil, err
 	}
 	if o.stateDir == "" {
 		o.stateDir = defaultStateDir()
@@ -289,13 +296,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	podman, err := launcher.NewPodman(pctx, o.podmanURL)
-	cancel()
-	if err != nil {
-		return err
-	}
-	l, err := launcher.New(launcher.Config{
+	cfg := launcher.Config{
 		Name:         o.name,
 		Image:        o.image,
 		Command:      o.command,
@@ -311,10 +312,19 @@ func serve(ctx context.Context, o *serveOptions) error {
 		ReadyTimeout: o.readyTimeout,
 		StopTimeout:  o.stopTimeout,
 		RuntimeDir:   defaultRuntimeDir(o.stateDir),
-		Runtime:      podman,
 		Logger:       base,
 		Status:       sd.status,
-	})
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cfg.Runtime, err = launcher.NewPodman(pctx, o.podmanURL)
+	cancel()
+	if err != nil {
+		return err
+	}
+	l, err := launcher.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -323,7 +333,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 		idleTimeout = -1 // never
 	}
 	srv := &proxy.Server{
-		Backend:     l,
+		Backend:     hinted{l},
 		Routes:      routes,
 		IdleTimeout: idleTimeout,
 		ExitOnIdle:  exitOnIdle,
@@ -332,6 +342,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 		// so that held connections close with the launcher's reason.
 		ReadyTimeout:   o.readyTimeout + readyGrace,
 		DrainTimeout:   o.stopTimeout,
+		StopTimeout:    o.stopTimeout + time.Minute,
 		UDPFlowTimeout: o.udpTimeout,
 		Logger:         logger,
 		Status:         sd.status,
@@ -349,12 +360,15 @@ func serve(ctx context.Context, o *serveOptions) error {
 	var lg errgroup.Group
 	lg.Go(func() error { return l.Run(lctx) })
 	g.Go(func() error { return sd.watchdog(gctx) })
+	stopOnSignal := context.AfterFunc(ctx, sd.stopping)
 	err = srv.Run(ctx)
+	if stopOnSignal() { // not sent yet: the idle exit
+		sd.stopping()
+	}
 	reason := "idle"
 	if ctx.Err() != nil {
 		reason = "signal"
 	}
-	sd.stopping()
 	stop() // ends the watchdog
 	_ = g.Wait()
 	lcancel()

@@ -39,7 +39,13 @@ import (
 func main() {
 	check := flag.Bool("check", false, "exit 0 iff http://127.0.0.1:8080/healthz answers 200")
 	versionFlag := flag.String("version", "", "the version GET / answers; overrides $VERSION")
+	hang := flag.Bool("hang", false, "print nothing and never exit (an exec probe that hangs)")
 	flag.Parse()
+	if *hang {
+		for {
+			time.Sleep(time.Hour) // select{} would trip the deadlock detector
+		}
+	}
 	if *check {
 		os.Exit(runCheck())
 	}
