@@ -17,6 +17,10 @@ const (
 	DefaultReadyTimeout = 60 * time.Second
 	DefaultStopTimeout  = 10 * time.Second
 	DefaultPullTimeout  = 10 * time.Minute
+	// DefaultRollbackWindow is how long a container started from a newly
+	// chosen image must stay up after becoming ready before an exit no
+	// longer counts against its image.
+	DefaultRollbackWindow = 10 * time.Second
 )
 
 // Labels the launcher puts on the containers it creates. User labels may not
@@ -129,6 +133,16 @@ type Config struct {
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives the launcher's logs. If nil, slog.Default().
 	Logger *slog.Logger
+	// Swapper chooses the image of each start from stopped and hears how
+	// it went, which lets a new image be tried and rolled back from. If
+	// nil, every start runs Image, pulled if missing.
+	Swapper Swapper
+	// RollbackWindow is how long a container from an image chosen with a
+	// fallback must stay up after becoming ready; if it exits sooner, the
+	// Swapper hears that its image failed. If zero, DefaultRollbackWindow.
+	// If negative, none.
+	RollbackWindow time.Duration
+
 	// Status receives one line a person can read at each step of a
 	// start or stop, such as "pulling IMAGE"; cmd/lazypod sends them to
 	// systemd as STATUS=. If nil, none.
@@ -154,6 +168,16 @@ func (c *Config) pullTimeout() time.Duration {
 		return DefaultPullTimeout
 	}
 	return c.PullTimeout
+}
+
+func (c *Config) rollbackWindow() time.Duration {
+	switch {
+	case c.RollbackWindow == 0:
+		return DefaultRollbackWindow
+	case c.RollbackWindow < 0:
+		return 0
+	}
+	return c.RollbackWindow
 }
 
 func (c *Config) logger() *slog.Logger {

@@ -27,6 +27,23 @@
 //	// when idle, and on shutdown:
 //	err = l.Stop(ctx)
 //
+// With automatic updates, a Swapper (cmd/lazypod's, over the updater's
+// state) chooses the image of each start, and the *Podman tells images
+// apart by their digests:
+//
+//	pm.AuthFile, pm.SkipTLSVerify = authFile, !tlsVerify // used by Pull
+//	info, ok, err := pm.Image(ctx, "registry.example/app:1")
+//	// info.ID, info.Digests: "registry.example/app@sha256:...", "sha256:..."
+//	l, err := launcher.New(launcher.Config{
+//		Name:           "web",
+//		Image:          "registry.example/app:1",
+//		Runtime:        pm,
+//		Swapper:        hook, // Choose: {Image: pendingID, Fallback: currentID}
+//		RollbackWindow: 30 * time.Second,
+//	})
+//	// hook.Ready(d): d.ImageID is running (d.RolledBack: the fallback);
+//	// hook.Failed(id, reason): record id's digest as failed.
+//
 // # States
 //
 // A launcher is stopped, starting, ready or stopping. Concurrent Start
@@ -57,6 +74,30 @@
 // within 10s of becoming ready) delays the next start, 500ms doubling to
 // 30s; one that stays up 10s clears the delay.
 //
+// # Swapping images
+//
+// With a Config.Swapper, each start from stopped first asks Choose which
+// image to run: an image ID or reference already in local storage (never
+// pulled: ErrImageNotFound if missing), or "" for Config.Image as without
+// a Swapper. The container is created from Config.Image's name if that
+// names the chosen image, else from its ID; its io.lazypod.hash stays the
+// configured settings', so a swap recreates it as "image changed".
+//
+// If the chosen image came with a Fallback and its container fails to
+// start (ErrNotReady or ErrExited, not a Stop or a Podman error), the
+// launcher removes that container, tells Failed, and starts the fallback
+// in the same start, with a fresh ReadyTimeout: every waiting Start caller
+// is served by the fallback. If the fallback is missing or fails too, the
+// start fails with ErrRollback, carrying both reasons, and nothing is left
+// running. Ready hears of every successful start (Deployment: the image,
+// whether it is a rollback, the cold start with both attempts), after the
+// waiting callers have been released. A chosen container with a Fallback
+// that exits within RollbackWindow (10s) of becoming ready is a failure
+// too: Failed hears it (an *ExitError) and the launcher moves to stopped,
+// so the next Start chooses anew. Stop is never a failure. Swapper calls
+// never overlap, and each start's Choose comes after the Ready and Failed
+// calls before it.
+//
 // # Limits
 //
 //   - One container per launcher, on one Podman service. Pods, multiple
@@ -74,8 +115,18 @@
 //   - The healthcheck probe runs the image's HEALTHCHECK on demand through
 //     the API, ignoring its interval.
 //   - Env entries are KEY=VALUE; a repeated KEY takes its last value.
-//   - The launcher pulls only a missing image; pulling newer images for
-//     the same reference is the updater's job.
+//   - The launcher pulls only a missing Config.Image; pulling newer images
+//     for the same reference is the updater's job, and an image the
+//     Swapper chooses must already be in local storage.
+//   - A rollback happens only within a start, and only to the one
+//     Fallback image; a fallback that fails is not rolled back from. An
+//     exit within the rollback window is reported, not rolled back from
+//     at once: the next Start, on the next flow, runs what Choose says.
+//   - A container that passes its probe and exits in the instant before
+//     the start ends fails that start (its image is reported to Failed);
+//     it is not rolled back within the start.
+//   - Pull reads AuthFile in this process (as "podman --remote" does);
+//     SkipTLSVerify applies to Pull only.
 //   - The Podman bindings retry a request that fails to connect up to
 //     three times, sleeping 100ms, 200ms and 300ms, even past the
 //     caller's deadline, so "Podman is down" takes about 600ms to report.

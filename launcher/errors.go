@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Errors callers branch on. Errors returned by the launcher wrap them; test
@@ -32,19 +33,32 @@ var (
 
 	// ErrClosed means Run has returned, so the launcher starts nothing.
 	ErrClosed = errors.New("launcher closed")
+
+	// ErrRollback means an image chosen by the Swapper failed to start
+	// and so did the rollback to its fallback image, or the fallback image
+	// is not in local storage. No container is left running. The error
+	// carries both reasons.
+	ErrRollback = errors.New("rollback failed")
 )
 
-// ExitError reports a container that exited while it was starting. It
-// matches ErrExited.
+// ExitError reports a container that exited while it was starting, or,
+// as told to Swapper.Failed, within the rollback window. It matches
+// ErrExited.
 type ExitError struct {
 	Name string   // container name
 	Code int      // exit code; -1 if the container vanished
 	Logs []string // the last lines it wrote, oldest first
+
+	uptime time.Duration // if not zero, how long after becoming ready it exited
 }
 
 func (e *ExitError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "container %q exited with code %d while starting", e.Name, e.Code)
+	if e.uptime > 0 {
+		fmt.Fprintf(&b, "container %q exited with code %d %s after becoming ready", e.Name, e.Code, e.uptime.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(&b, "container %q exited with code %d while starting", e.Name, e.Code)
+	}
 	if len(e.Logs) > 0 {
 		b.WriteString("; last log lines: ")
 		b.WriteString(strings.Join(e.Logs, " | "))

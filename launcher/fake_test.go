@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -33,11 +36,21 @@ type fakeRuntime struct {
 	noHealthcheck bool
 
 	mu         sync.Mutex
-	images     map[string]string // ref → image ID
+	images     map[string]string         // ref or image ID → image ID
+	behaviour  map[string]imageBehaviour // image ID → how its containers behave
 	containers map[string]*fakeContainer
 	nextID     int
 	nextPort   uint16
 	calls      map[string]int
+}
+
+// imageBehaviour is how the containers of one image behave, like the
+// integration tests' images v3 (exits at start), v4 (never ready) and v5
+// (crashes soon after ready).
+type imageBehaviour struct {
+	exitAtStart int           // if not zero, exits with this code as it starts
+	neverReady  bool          // its exec probe always fails
+	crashAfter  time.Duration // if not zero, exits with code 1 this long after it starts
 }
 
 type fakeContainer struct {
@@ -49,11 +62,35 @@ type fakeContainer struct {
 
 func newFakeRuntime() *fakeRuntime {
 	return &fakeRuntime{
-		images:     map[string]string{"img": "sha256:img1"},
+		images:     map[string]string{"img": "sha256:img1", "sha256:img1": "sha256:img1"},
+		behaviour:  make(map[string]imageBehaviour),
 		containers: make(map[string]*fakeContainer),
 		nextPort:   40000,
 		calls:      make(map[string]int),
 	}
+}
+
+// addImage puts image id in local storage, under each of refs (which
+// move to it if another image had them), with behaviour b.
+func (f *fakeRuntime) addImage(id string, b imageBehaviour, refs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.images[id] = id
+	for _, r := range refs {
+		f.images[r] = id
+	}
+	f.behaviour[id] = b
+}
+
+// imageOf returns the image ID of the container with this name or ID, or
+// "".
+func (f *fakeRuntime) imageOf(nameOrID string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.find(nameOrID); c != nil {
+		return c.info.ImageID
+	}
+	return ""
 }
 
 func (f *fakeRuntime) count(method string) int {
@@ -216,7 +253,17 @@ func (f *fakeRuntime) Start(ctx context.Context, id string) error {
 	if !c.info.Running {
 		f.run(c)
 	}
+	b := f.behaviour[c.info.ImageID]
 	f.mu.Unlock()
+	switch {
+	case b.exitAtStart != 0:
+		f.exit(id, b.exitAtStart)
+	case b.crashAfter > 0:
+		go func() {
+			time.Sleep(b.crashAfter)
+			f.exit(id, 1)
+		}()
+	}
 	if f.afterStart != nil {
 		f.afterStart(f, id)
 	}
@@ -259,6 +306,15 @@ func (f *fakeRuntime) Wait(ctx context.Context, id string) (int, error) {
 
 func (f *fakeRuntime) Exec(ctx context.Context, id string, argv []string) (int, string, error) {
 	f.called("Exec")
+	f.mu.Lock()
+	var b imageBehaviour
+	if c := f.find(id); c != nil {
+		b = f.behaviour[c.info.ImageID]
+	}
+	f.mu.Unlock()
+	if b.neverReady {
+		return 1, "connection refused", nil
+	}
 	if f.exec != nil {
 		return f.exec(id, argv)
 	}
@@ -303,4 +359,96 @@ func (f *fakeRuntime) notifyReady(id string) error {
 	defer conn.Close()
 	_, err = conn.Write([]byte("STATUS=warming up\nREADY=1\n"))
 	return err
+}
+
+// fakeSwapper is a Swapper that answers Choose from a list and records
+// every call, failing the test if two calls overlap.
+type fakeSwapper struct {
+	t *testing.T
+	// choices answer Choose in turn; the last one repeats.
+	choices []Choice
+	// chooseErr, if set, is what Choose returns.
+	chooseErr error
+	// readyDelay is how long Ready takes.
+	readyDelay time.Duration
+
+	inCall atomic.Int32
+	mu     sync.Mutex
+	calls  []string // "choose", "ready IMAGE", "ready IMAGE rolled back", "failed IMAGE"
+	ready  []Deployment
+	failed []swapFailure
+}
+
+type swapFailure struct {
+	image  string
+	reason error
+}
+
+func (s *fakeSwapper) enter(call string) func() {
+	if n := s.inCall.Add(1); n != 1 {
+		s.t.Errorf("swapper call %q overlaps another: %d in progress", call, n)
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, call)
+	s.mu.Unlock()
+	return func() { s.inCall.Add(-1) }
+}
+
+func (s *fakeSwapper) Choose(ctx context.Context) (Choice, error) {
+	defer s.enter("choose")()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.chooseErr != nil {
+		return Choice{}, s.chooseErr
+	}
+	if len(s.choices) == 0 {
+		return Choice{}, nil
+	}
+	c := s.choices[0]
+	if len(s.choices) > 1 {
+		s.choices = s.choices[1:]
+	}
+	return c, nil
+}
+
+func (s *fakeSwapper) Ready(ctx context.Context, d Deployment) {
+	call := "ready " + d.ImageID
+	if d.RolledBack {
+		call += " rolled back"
+	}
+	defer s.enter(call)()
+	if s.readyDelay > 0 {
+		time.Sleep(s.readyDelay)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ready = append(s.ready, d)
+}
+
+func (s *fakeSwapper) Failed(ctx context.Context, imageID string, reason error) {
+	defer s.enter("failed " + imageID)()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failed = append(s.failed, swapFailure{imageID, reason})
+}
+
+// history returns the calls so far.
+func (s *fakeSwapper) history() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// failures returns the Failed calls so far.
+func (s *fakeSwapper) failures() []swapFailure {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.failed)
+}
+
+// deployments returns the Ready calls so far.
+func (s *fakeSwapper) deployments() []Deployment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ready)
 }

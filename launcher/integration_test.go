@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -603,5 +604,195 @@ func TestIntegrationHostPortTakenRecreates(t *testing.T) {
 	}
 	if body, err := get(t, l, "/"); err != nil || body != "v1\n" {
 		t.Errorf("GET / after recreating: got %q, %v; want %q", body, err, "v1\n")
+	}
+}
+
+// versionImages returns the IDs of localhost/lazypod-testserver:v1..v6,
+// which scripts/build-images.sh builds, indexed by version number.
+func versionImages(t *testing.T, p *Podman) map[int]string {
+	t.Helper()
+	ids := make(map[int]string)
+	for v := 1; v <= 6; v++ {
+		ref := fmt.Sprintf("localhost/lazypod-testserver:v%d", v)
+		info, ok, err := p.Image(t.Context(), ref)
+		if err != nil {
+			t.Fatalf("Image(%s): %v", ref, err)
+		}
+		if !ok {
+			t.Fatalf("image %s missing: build it with scripts/build-images.sh DIR testserver", ref)
+		}
+		if !slices.Contains(info.Names, ref) {
+			t.Errorf("Image(%s): names %q lack it", ref, info.Names)
+		}
+		ids[v] = info.ID
+	}
+	return ids
+}
+
+// startAll starts l from n concurrent callers and fails the test unless
+// all succeed.
+func startAll(t *testing.T, l *Launcher, n int) {
+	t.Helper()
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- l.Start(t.Context()) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("Start: got %v; want nil", err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+func TestIntegrationSwapAndRollback(t *testing.T) {
+	cfg := integrationConfig(t)
+	p := cfg.Runtime.(*Podman)
+	ids := versionImages(t, p)
+	cfg.Image = "localhost/lazypod-testserver:v1"
+	cfg.ReadyTimeout = 3 * time.Second
+	s := &fakeSwapper{t: t, choices: []Choice{
+		{}, // the configured image, v1
+		{Image: ids[2], Fallback: ids[1]},
+		{Image: ids[3], Fallback: ids[2]}, // exits with 3 at start
+		{Image: ids[4], Fallback: ids[2]}, // never listens
+		{Image: ids[5], Fallback: ids[2]}, // crashes 1s after start
+		{Image: ids[2]},
+	}}
+	cfg.Swapper = s
+	l := runLauncher(t, cfg)
+
+	steps := []struct {
+		name       string
+		want       string // the answer on "/"
+		wantImage  string
+		rolledBack bool
+		failed     string
+		reason     error
+	}{
+		{name: "configured image", want: "v1\n", wantImage: ids[1]},
+		{name: "swap to v2", want: "v2\n", wantImage: ids[2]},
+		{name: "v3 exits, back to v2", want: "v2\n", wantImage: ids[2], rolledBack: true, failed: ids[3], reason: ErrExited},
+		{name: "v4 never ready, back to v2", want: "v2\n", wantImage: ids[2], rolledBack: true, failed: ids[4], reason: ErrNotReady},
+	}
+	for i, st := range steps {
+		began := time.Now()
+		startAll(t, l, 8)
+		t.Logf("%s: ready in %s (cold start %s)", st.name, time.Since(began), l.LastColdStart())
+		if body, err := get(t, l, "/"); err != nil || body != st.want {
+			t.Errorf("%s: GET /: got %q, %v; want %q", st.name, body, err, st.want)
+		}
+		info, ok, err := p.Inspect(t.Context(), cfg.Name)
+		if err != nil || !ok {
+			t.Fatalf("%s: Inspect: got ok %v, %v", st.name, ok, err)
+		}
+		if info.ImageID != st.wantImage {
+			t.Errorf("%s: container's image: got %s; want %s", st.name, shortImage(info.ImageID), shortImage(st.wantImage))
+		}
+		if got, want := info.Labels[LabelHash], l.spec.Labels[LabelHash]; got != want {
+			t.Errorf("%s: hash label: got %s; want the configured spec's %s", st.name, got, want)
+		}
+		if err := l.Stop(t.Context()); err != nil {
+			t.Fatalf("%s: Stop: %v", st.name, err)
+		}
+		d := s.deployments()
+		if len(d) != i+1 || d[i].ImageID != st.wantImage || d[i].RolledBack != st.rolledBack {
+			t.Errorf("%s: Ready calls: got %+v; want the last for %s, rolled back %v", st.name, d, shortImage(st.wantImage), st.rolledBack)
+		}
+		fails := s.failures()
+		if st.failed != "" {
+			if len(fails) == 0 || fails[len(fails)-1].image != st.failed || !errors.Is(fails[len(fails)-1].reason, st.reason) {
+				t.Errorf("%s: Failed calls: got %v; want the last for %s wrapping %v", st.name, fails, shortImage(st.failed), st.reason)
+			} else {
+				t.Logf("%s: Failed(%s, %v)", st.name, shortImage(st.failed), fails[len(fails)-1].reason)
+			}
+		}
+	}
+
+	// v5 becomes ready, then crashes within the rollback window.
+	if err := l.Start(t.Context()); err != nil {
+		t.Fatalf("Start of v5: %v", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for l.State() != StateStopped {
+		if time.Now().After(deadline) {
+			t.Fatalf("state 15s after v5's crash at 1s: got %s; want %s", l.State(), StateStopped)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The failure is told before the next start chooses.
+	if err := l.Start(t.Context()); err != nil {
+		t.Fatalf("Start after v5 crashed: %v", err)
+	}
+	fails := s.failures()
+	var ee *ExitError
+	if len(fails) != 3 || fails[2].image != ids[5] || !errors.As(fails[2].reason, &ee) || ee.Code != 3 {
+		t.Errorf("Failed calls: got %v; want the third for v5 with exit code 3", fails)
+	} else {
+		t.Logf("v5: Failed(%s, %v)", shortImage(ids[5]), ee)
+	}
+	if body, err := get(t, l, "/"); err != nil || body != "v2\n" {
+		t.Errorf("GET / after v5: got %q, %v; want %q", body, err, "v2\n")
+	}
+}
+
+func TestIntegrationImageTagUntag(t *testing.T) {
+	p, _ := integrationRuntime(t)
+	ids := versionImages(t, p)
+	var b [4]byte
+	rand.Read(b[:])
+	repo := "localhost/lztest-tag-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.Untag(ctx, ids[2], repo, "prev"); err != nil {
+			t.Errorf("Untag in cleanup: %v", err)
+		}
+	})
+	if err := p.Tag(t.Context(), ids[2], repo, "prev"); err != nil {
+		t.Fatalf("Tag: %v", err)
+	}
+	info, ok, err := p.Image(t.Context(), repo+":prev")
+	if err != nil || !ok || info.ID != ids[2] {
+		t.Fatalf("Image(%s:prev): got %+v, ok %v, %v; want v2's ID", repo, info, ok, err)
+	}
+	t.Logf("v2: names %q, digests %q", info.Names, info.Digests)
+	for _, d := range info.Digests {
+		if !strings.Contains(d, "sha256:") {
+			t.Errorf("digest %q: want sha256:...", d)
+		}
+	}
+	if err := p.Untag(t.Context(), ids[2], repo, "prev"); err != nil {
+		t.Fatalf("Untag: %v", err)
+	}
+	if _, ok, err := p.Image(t.Context(), repo+":prev"); ok || err != nil {
+		t.Errorf("Image after Untag: got ok %v, %v; want false, nil", ok, err)
+	}
+	if err := p.Untag(t.Context(), ids[2], repo, "prev"); err != nil {
+		t.Errorf("Untag of a name the image lacks: got %v; want nil", err)
+	}
+	if err := p.Untag(t.Context(), strings.Repeat("0", 64), repo, "prev"); err != nil {
+		t.Errorf("Untag of a missing image: got %v; want nil", err)
+	}
+}
+
+// TestIntegrationPinContainer checks that a container with network none
+// (the updater's pin of the previous image) creates fine.
+func TestIntegrationPinContainer(t *testing.T) {
+	p, _ := integrationRuntime(t)
+	ids := versionImages(t, p)
+	name := uniqueName(t, p)
+	id, err := p.Create(t.Context(), ContainerSpec{
+		Name: name, Image: ids[2], Network: "none",
+		Labels: map[string]string{"io.lazypod.pin": name},
+	})
+	if err != nil {
+		t.Fatalf("Create with network none: %v", err)
+	}
+	info, ok, err := p.Inspect(t.Context(), name)
+	if err != nil || !ok || info.ID != id || info.ImageID != ids[2] || info.Running {
+		t.Errorf("Inspect: got %+v, ok %v, %v; want created, not running, from v2", info, ok, err)
 	}
 }

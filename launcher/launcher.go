@@ -54,6 +54,12 @@ type Launcher struct {
 	coldStart   time.Duration
 	failures    int       // deaths since the container last stayed up, for backoff
 	lastFailure time.Time // when the last of those happened
+	trialImage  string    // image ID the ready container runs on trial (see startResult.trial), or ""
+	// swapDone is closed when the last Swapper call made outside a start
+	// (Ready, or Failed from the exit watcher) has returned; nil if none.
+	// Each such call waits for the one before, and a start waits for the
+	// last before it calls Choose: Swapper calls never overlap.
+	swapDone chan struct{}
 }
 
 // New checks cfg and returns a launcher in state stopped. It does not
@@ -232,15 +238,29 @@ func (l *Launcher) startContainer(ctx context.Context, cancel context.CancelCaus
 	})
 	var r *startResult
 	if err == nil {
-		r, err = l.start(ctx, gen)
+		r, err = l.startChosen(ctx, gen)
 	}
 	if err = l.endStart(ctx, r, err); err != nil {
+		if r != nil && r.trial {
+			// It passed its probe, then exited before it was ready:
+			// within its rollback window.
+			l.swapperFailed(ctx, r.imageID, err)
+		}
 		l.status("container %s not started: %v", l.cfg.Name, err)
 		return fmt.Errorf("starting container %q: %w", l.cfg.Name, err)
 	}
 	took := time.Since(r.began)
-	l.log.Info("container ready", "container", shortID(r.id), "took", took)
-	l.status("container %s ready in %s", l.cfg.Name, took.Round(time.Millisecond))
+	l.log.Info("container ready", "container", shortID(r.id), "image", shortImage(r.imageID), "took", took)
+	if r.rolledBack {
+		l.status("container %s ready in %s, rolled back to image %s", l.cfg.Name, took.Round(time.Millisecond), shortImage(r.imageID))
+	} else {
+		l.status("container %s ready in %s", l.cfg.Name, took.Round(time.Millisecond))
+	}
+	if r.readyDone != nil {
+		// Told without holding up the waiting callers.
+		l.wg.Add(1) // this start holds the group above zero
+		go l.reportReady(ctx, Deployment{ImageID: r.imageID, RolledBack: r.rolledBack, ColdStart: r.coldStart}, r.readyDone)
+	}
 	return nil
 }
 
@@ -271,6 +291,14 @@ func (l *Launcher) endStart(ctx context.Context, r *startResult, err error) erro
 	l.addrs = r.addrs
 	l.readyAt = time.Now()
 	l.coldStart = l.readyAt.Sub(r.began)
+	r.coldStart = l.coldStart
+	l.trialImage = ""
+	if r.trial {
+		l.trialImage = r.imageID
+	}
+	if r.readyDone != nil {
+		l.swapDone = r.readyDone
+	}
 	l.setState(StateReady)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,14 @@ type Podman struct {
 	// its own ctx, see call.
 	conn context.Context
 	uri  string
+
+	// AuthFile is the registry credentials file Pull reads (in this
+	// process, as "podman --remote pull --authfile" does), in the format
+	// of containers-auth.json(5). If empty, the default locations.
+	AuthFile string
+	// SkipTLSVerify makes Pull skip HTTPS and certificate verification.
+	// If false, the registries.conf of the Podman service decides.
+	SkipTLSVerify bool
 
 	// exec is Exec's own connection, made on first use: the bindings'
 	// attach replaces its client's transport, which must not race with
@@ -250,8 +259,80 @@ func (p *Podman) ImageID(ctx context.Context, ref string) (string, bool, error) 
 	return img.ID, true, nil
 }
 
+// Image describes image nameOrID (a reference or an ID) in local storage,
+// and ok false if local storage does not have it.
+func (p *Podman) Image(ctx context.Context, nameOrID string) (ImageInfo, bool, error) {
+	img, err := images.GetImage(p.call(ctx), nameOrID, nil)
+	if isNotFound(err) {
+		return ImageInfo{}, false, nil
+	}
+	if err != nil {
+		return ImageInfo{}, false, apiError(err)
+	}
+	if img == nil || img.ImageData == nil {
+		return ImageInfo{}, false, fmt.Errorf("inspecting image %s: empty answer", nameOrID)
+	}
+	info := ImageInfo{ID: img.ID, Names: img.RepoTags}
+	for _, d := range append(slices.Clone(img.RepoDigests), img.Digest.String()) {
+		if d != "" && !slices.Contains(info.Digests, d) {
+			info.Digests = append(info.Digests, d)
+		}
+	}
+	return info, true, nil
+}
+
+// Tag adds the name repo:tag to image id. A name another image had moves
+// to this one.
+func (p *Podman) Tag(ctx context.Context, id, repo, tag string) error {
+	return apiError(images.Tag(p.call(ctx), id, tag, repo, nil))
+}
+
+// Untag removes the name repo:tag from image id. An image that does not
+// exist or lacks that name is not an error.
+func (p *Podman) Untag(ctx context.Context, id, repo, tag string) error {
+	err := images.Untag(p.call(ctx), id, tag, repo, nil)
+	if err == nil || isNotFound(err) {
+		return nil
+	}
+	err = apiError(err)
+	if strings.Contains(err.Error(), "tag not known") {
+		return nil
+	}
+	return err
+}
+
+// PullOptions are the registry settings of one pull.
+type PullOptions struct {
+	// AuthFile is the registry credentials file, read in this process
+	// (as "podman --remote pull --authfile" does). If empty, the default
+	// locations.
+	AuthFile string
+	// SkipTLSVerify skips HTTPS and certificate verification. If false,
+	// the registries.conf of the Podman service decides.
+	SkipTLSVerify bool
+}
+
+// Pull pulls ref with the AuthFile and SkipTLSVerify fields' settings.
 func (p *Podman) Pull(ctx context.Context, ref string) error {
-	_, err := images.Pull(p.call(ctx), ref, new(images.PullOptions).WithQuiet(true))
+	return p.PullWith(ctx, ref, PullOptions{AuthFile: p.AuthFile, SkipTLSVerify: p.SkipTLSVerify})
+}
+
+// PullWith pulls ref with settings o, as Pull does: an error the service
+// answers wraps ErrImageNotFound.
+func (p *Podman) PullWith(ctx context.Context, ref string, o PullOptions) error {
+	opts := new(images.PullOptions).WithQuiet(true)
+	if o.AuthFile != "" {
+		// Read here, not by the service: a missing file is this
+		// side's problem, not the registry's.
+		if _, err := os.Stat(o.AuthFile); err != nil {
+			return fmt.Errorf("reading auth file: %w", err)
+		}
+		opts.WithAuthfile(o.AuthFile)
+	}
+	if o.SkipTLSVerify {
+		opts.WithSkipTLSVerify(true)
+	}
+	_, err := images.Pull(p.call(ctx), ref, opts)
 	if err == nil {
 		return nil
 	}

@@ -2,9 +2,11 @@ package launcher
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -244,6 +246,137 @@ func TestSpecGenerator(t *testing.T) {
 			}
 			if _, ok := s.Networks[tt.wantNet]; tt.wantNet != "" && !ok {
 				t.Errorf("networks: got %v; want %s", s.Networks, tt.wantNet)
+			}
+		})
+	}
+}
+
+func TestPodmanImage(t *testing.T) {
+	id := strings.Repeat("a", 64)
+	url, _ := fakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/images/app/json"):
+			w.Write([]byte(`{"Id":"` + id + `","Digest":"sha256:bbbb",` +
+				`"RepoTags":["reg.example/app:1"],` +
+				`"RepoDigests":["reg.example/app@sha256:bbbb","reg.example/app@sha256:bbbb","other.example/app@sha256:cccc"]}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"cause":"image not known","message":"missing: image not known","response":404}`))
+		}
+	})
+	p, err := NewPodman(t.Context(), url)
+	if err != nil {
+		t.Fatalf("NewPodman: %v", err)
+	}
+	info, ok, err := p.Image(t.Context(), "app")
+	if err != nil || !ok {
+		t.Fatalf("Image(app): got ok %v, %v; want true, nil", ok, err)
+	}
+	wantDigests := []string{"reg.example/app@sha256:bbbb", "other.example/app@sha256:cccc", "sha256:bbbb"}
+	if info.ID != id || !equalStrings(info.Names, []string{"reg.example/app:1"}) || !equalStrings(info.Digests, wantDigests) {
+		t.Errorf("Image(app): got %+v; want ID %s, names [reg.example/app:1], digests %q", info, id, wantDigests)
+	}
+	if _, ok, err := p.Image(t.Context(), "missing"); ok || err != nil {
+		t.Errorf("Image(missing): got ok %v, %v; want false, nil", ok, err)
+	}
+}
+
+func TestPodmanTagUntag(t *testing.T) {
+	var got []string
+	url, _ := fakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		got = append(got, r.URL.Path[strings.LastIndex(r.URL.Path, "/images/"):]+" "+r.Form.Get("repo")+":"+r.Form.Get("tag"))
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.Contains(r.URL.Path, "/images/gone/"):
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"cause":"image not known","message":"gone: image not known","response":404}`))
+		case strings.Contains(r.URL.Path, "/images/other/"):
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"cause":"tag not known","message":"localhost/app:prev: tag not known","response":500}`))
+		case strings.Contains(r.URL.Path, "/images/broken/"):
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"cause":"disk on fire","message":"writing storage: disk on fire","response":500}`))
+		default:
+			w.WriteHeader(http.StatusCreated)
+		}
+	})
+	p, err := NewPodman(t.Context(), url)
+	if err != nil {
+		t.Fatalf("NewPodman: %v", err)
+	}
+	if err := p.Tag(t.Context(), "abc", "localhost/app", "prev"); err != nil {
+		t.Errorf("Tag: %v", err)
+	}
+	if err := p.Untag(t.Context(), "abc", "localhost/app", "prev"); err != nil {
+		t.Errorf("Untag: %v", err)
+	}
+	for _, id := range []string{"gone", "other"} {
+		if err := p.Untag(t.Context(), id, "localhost/app", "prev"); err != nil {
+			t.Errorf("Untag(%s) of a missing name: got %v; want nil", id, err)
+		}
+	}
+	if err := p.Untag(t.Context(), "broken", "localhost/app", "prev"); err == nil || err.Error() != "writing storage: disk on fire" {
+		t.Errorf("Untag(broken): got %v; want Podman's message", err)
+	}
+	want := []string{"/images/abc/tag localhost/app:prev", "/images/abc/untag localhost/app:prev"}
+	if len(got) < 2 || !equalStrings(got[:2], want) {
+		t.Errorf("requests: got %q; want %q first", got, want)
+	}
+}
+
+func TestPodmanPullOptions(t *testing.T) {
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	if err := os.WriteFile(authFile, []byte(`{"auths":{"reg.example":{"auth":"dTpw"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		authFile   string
+		skipTLS    bool
+		wantAuth   bool
+		wantVerify string
+		wantErr    bool
+	}{
+		{name: "defaults", wantVerify: ""},
+		{name: "auth file and no tls verify", authFile: authFile, skipTLS: true, wantAuth: true, wantVerify: "false"},
+		{name: "missing auth file", authFile: authFile + ".missing", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var auth, verify string
+			pulls := 0
+			url, _ := fakeService(t, func(w http.ResponseWriter, r *http.Request) {
+				pulls++
+				auth = r.Header.Get("X-Registry-Auth")
+				verify = r.URL.Query().Get("tlsVerify")
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"id":"abc","images":["abc"]}` + "\n"))
+			})
+			p, err := NewPodman(t.Context(), url)
+			if err != nil {
+				t.Fatalf("NewPodman: %v", err)
+			}
+			p.AuthFile = tt.authFile
+			p.SkipTLSVerify = tt.skipTLS
+			err = p.Pull(t.Context(), "reg.example/app:1")
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Pull: got %v; want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				if pulls != 0 || errors.Is(err, ErrImageNotFound) {
+					t.Errorf("Pull with a missing auth file: got %d requests, %v; want none, not ErrImageNotFound", pulls, err)
+				}
+				return
+			}
+			// The header is base64 JSON of the credentials by registry.
+			decoded, _ := base64.URLEncoding.DecodeString(auth)
+			if got := strings.Contains(string(decoded), "reg.example"); got != tt.wantAuth {
+				t.Errorf("X-Registry-Auth with the auth file's credentials: got %v (%q); want %v", got, decoded, tt.wantAuth)
+			}
+			if verify != tt.wantVerify {
+				t.Errorf("tlsVerify: got %q; want %q", verify, tt.wantVerify)
 			}
 		})
 	}

@@ -95,6 +95,15 @@ type ContainerSpec struct {
 	Network string            `json:",omitempty"`
 }
 
+// ImageInfo describes an image in local storage, as Podman.Image reads it.
+type ImageInfo struct {
+	ID    string   // the image ID, 64 hex digits
+	Names []string // its names, "registry/repo:tag"
+	// Digests are its repo digests, "registry/repo@sha256:...", and its
+	// manifest digest, "sha256:...", if it has one; without duplicates.
+	Digests []string
+}
+
 // ContainerInfo is what the launcher reads back from an existing container.
 type ContainerInfo struct {
 	ID      string

@@ -27,21 +27,32 @@ var errReadyTimeout = errors.New("ready timeout")
 
 // startResult is a container that passed its probe.
 type startResult struct {
-	id    string
-	addrs map[string]string
-	watch *exitWatch
-	began time.Time
+	id      string
+	addrs   map[string]string
+	watch   *exitWatch
+	began   time.Time
+	imageID string // the image it runs
+
+	// Set only with a Swapper:
+	rolledBack bool          // the chosen image failed; this is its fallback
+	trial      bool          // the chosen image, with a fallback: an exit within RollbackWindow fails it
+	coldStart  time.Duration // set by endStart
+	readyDone  chan struct{} // closed when Swapper.Ready has returned
 }
 
-// start runs one start: image, container, start, probe. On failure it
-// leaves no container running.
-func (l *Launcher) start(ctx context.Context, gen uint64) (*startResult, error) {
-	began := time.Now()
-	l.status("starting container %s", l.cfg.Name)
-	imageID, err := l.ensureImage(ctx)
-	if err != nil {
-		return nil, err
-	}
+// attempt is the image one try of a start runs.
+type attempt struct {
+	ref string // what to create the container from: Config.Image, or the image's ID
+	id  string // the image's ID
+	// disposable says to remove the container if the try fails, not just
+	// stop it: its image is about to be rolled back from.
+	disposable bool
+}
+
+// start runs one try of a start: container, start, probe. It leaves no
+// container running on failure; a disposable attempt's is removed.
+func (l *Launcher) start(ctx context.Context, gen uint64, img attempt, began time.Time) (*startResult, error) {
+	var err error
 	var notify *notifySocket
 	if l.probe.Kind == ProbeNotify {
 		// Made before the container: its bind mount needs the file.
@@ -50,7 +61,7 @@ func (l *Launcher) start(ctx context.Context, gen uint64) (*startResult, error) 
 		}
 		defer notify.Close()
 	}
-	info, err := l.ensureContainer(ctx, imageID)
+	info, err := l.ensureContainer(ctx, img)
 	if err != nil {
 		return nil, err
 	}
@@ -72,14 +83,14 @@ func (l *Launcher) start(ctx context.Context, gen uint64) (*startResult, error) 
 			log.Warn("recreating container: a host port is taken", "err", err)
 			l.status("recreating container %s: a host port is taken", l.cfg.Name)
 			var id string
-			if id, err = l.recreate(rctx, info.ID); err == nil {
+			if id, err = l.recreate(rctx, info.ID, img.ref); err == nil {
 				info.ID = id
 				log = l.log.With("container", shortID(id))
 				err = l.launch(rctx, id)
 			}
 		}
 		if err != nil {
-			l.cleanup(ctx, info.ID, nil)
+			l.cleanup(ctx, info.ID, nil, img.disposable)
 			return nil, fmt.Errorf("launching container %s: %w", shortID(info.ID), causeOf(rctx, err))
 		}
 		w = l.watchExit(gen, info.ID)
@@ -92,14 +103,14 @@ func (l *Launcher) start(ctx context.Context, gen uint64) (*startResult, error) 
 		err = l.waitReady(rctx, t, w)
 	}
 	if err != nil {
-		l.cleanup(ctx, info.ID, w)
+		l.cleanup(ctx, info.ID, w, img.disposable)
 		return nil, err
 	}
 	addrs := make(map[string]string, len(l.cfg.Ports))
 	for _, p := range l.cfg.Ports {
 		addrs[p.Route] = t.addrs[ContainerPort{Port: p.Port, Proto: p.proto()}]
 	}
-	return &startResult{id: info.ID, addrs: addrs, watch: w, began: began}, nil
+	return &startResult{id: info.ID, addrs: addrs, watch: w, began: began, imageID: img.id}, nil
 }
 
 // launch starts container id, bounded by callTimeout.
@@ -115,13 +126,13 @@ func isAddrInUse(err error) bool {
 	return strings.Contains(strings.ToLower(err.Error()), "address already in use")
 }
 
-// recreate removes container id and creates it anew, returning the new
-// ID.
-func (l *Launcher) recreate(ctx context.Context, id string) (string, error) {
+// recreate removes container id and creates it anew from image ref,
+// returning the new ID.
+func (l *Launcher) recreate(ctx context.Context, id, ref string) (string, error) {
 	if err := l.remove(ctx, id); err != nil {
 		return "", err
 	}
-	return l.create(ctx)
+	return l.create(ctx, ref)
 }
 
 // remove removes container id, stopping it first if it runs.
@@ -135,38 +146,59 @@ func (l *Launcher) remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// create creates the configured container and returns its ID.
-func (l *Launcher) create(ctx context.Context) (string, error) {
-	l.log.Info("creating container", "image", l.cfg.Image)
+// create creates the configured container from image ref and returns its
+// ID. Its hash label stays the configured spec's: a container of another
+// image differs in its image, not its settings.
+func (l *Launcher) create(ctx context.Context, ref string) (string, error) {
+	l.log.Info("creating container", "image", shortImage(ref))
 	l.status("creating container %s", l.cfg.Name)
+	spec := l.spec
+	spec.Image = ref
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	id, err := l.rt.Create(cctx, l.spec)
+	id, err := l.rt.Create(cctx, spec)
 	if err != nil {
 		return "", fmt.Errorf("creating container: %w", causeOf(ctx, err))
 	}
 	return id, nil
 }
 
-// cleanup stops container id after a failed start, even if ctx was
-// cancelled, and ends its watcher.
-func (l *Launcher) cleanup(ctx context.Context, id string, w *exitWatch) {
+// cleanup stops container id after a failed start, or removes it if
+// remove is set, even if ctx was cancelled, and ends its watcher.
+func (l *Launcher) cleanup(ctx context.Context, id string, w *exitWatch, remove bool) {
 	if w != nil {
-		select {
-		case <-w.done:
-			return // exited by itself
-		default:
-		}
 		defer w.cancel()
+	}
+	if remove {
+		if w != nil {
+			w.cancel() // its exit is no news
+		}
+		if err := l.remove(context.WithoutCancel(ctx), id); err != nil {
+			l.log.Error("removing container after failed start", "container", shortID(id), "err", err)
+		}
+		return
+	}
+	if w != nil && w.exited() {
+		return // exited by itself
 	}
 	if err := l.stopContainer(ctx, id); err != nil {
 		l.log.Error("stopping container after failed start", "container", shortID(id), "err", err)
 	}
 }
 
-// ensureImage returns the ID of the configured image, pulling it if local
+// ensureImage returns the configured image, pulling it if local storage
+// does not have it.
+func (l *Launcher) ensureImage(ctx context.Context) (attempt, error) {
+	id, err := l.pullImage(ctx)
+	if err != nil {
+		return attempt{}, err
+	}
+	return attempt{ref: l.cfg.Image, id: id}, nil
+}
+
+// pullImage returns the ID of the configured image, pulling it if local
 // storage does not have it.
-func (l *Launcher) ensureImage(ctx context.Context) (string, error) {
+func (l *Launcher) pullImage(ctx context.Context) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	id, ok, err := l.rt.ImageID(cctx, l.cfg.Image)
 	cancel()
@@ -196,9 +228,10 @@ func (l *Launcher) ensureImage(ctx context.Context) (string, error) {
 }
 
 // ensureContainer returns the container to start: the existing one if it
-// is lazypod's with the same settings and image, else a new one. An
-// existing container of the same name that is not lazypod's is left alone.
-func (l *Launcher) ensureContainer(ctx context.Context, imageID string) (ContainerInfo, error) {
+// is lazypod's with the same settings and image, else a new one from img.
+// An existing container of the same name that is not lazypod's is left
+// alone.
+func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerInfo, error) {
 	name := l.cfg.Name
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	info, ok, err := l.rt.Inspect(cctx, name)
@@ -214,7 +247,7 @@ func (l *Launcher) ensureContainer(ctx context.Context, imageID string) (Contain
 		switch {
 		case info.Labels[LabelHash] != l.spec.Labels[LabelHash]:
 			reason = "settings changed"
-		case info.ImageID != imageID:
+		case info.ImageID != img.id:
 			reason = "image changed"
 		case info.Running && l.probe.Kind == ProbeNotify:
 			// Its READY=1 went to an earlier socket: restart it.
@@ -232,7 +265,7 @@ func (l *Launcher) ensureContainer(ctx context.Context, imageID string) (Contain
 			return ContainerInfo{}, fmt.Errorf("replacing outdated container: %w", err)
 		}
 	}
-	id, err := l.create(ctx)
+	id, err := l.create(ctx, img.ref)
 	if err != nil {
 		return ContainerInfo{}, err
 	}

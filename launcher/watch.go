@@ -45,7 +45,7 @@ func (l *Launcher) watchContainer(ctx context.Context, gen uint64, id string, w 
 		if err == nil {
 			w.code = code
 			close(w.done)
-			l.containerExited(gen, code)
+			l.containerExited(ctx, gen, id, w)
 			return
 		}
 		if ctx.Err() != nil {
@@ -63,12 +63,17 @@ func (l *Launcher) watchContainer(ctx context.Context, gen uint64, id string, w 
 	}
 }
 
-// containerExited moves a ready container of generation gen that exited
-// to stopped, so the next Start starts it again. Exits during a start are
-// the start's to handle, and exits during or after a Stop are expected.
-func (l *Launcher) containerExited(gen uint64, code int) {
+// containerExited moves the ready container id of generation gen, watched
+// by w, that exited to stopped, so the next Start starts it again. Exits
+// during a start are the start's to handle, and exits during or after a
+// Stop are expected, as are those of a start's containers that are not
+// the ready one (removed for a rollback).
+// A container on trial that exits within the rollback window fails its
+// image: the Swapper hears it before the next start chooses.
+func (l *Launcher) containerExited(ctx context.Context, gen uint64, id string, w *exitWatch) {
+	code := w.code
 	l.mu.Lock()
-	if l.gen != gen || l.state != StateReady {
+	if l.gen != gen || l.state != StateReady || l.watch != w {
 		l.mu.Unlock()
 		return
 	}
@@ -78,9 +83,29 @@ func (l *Launcher) containerExited(gen uint64, code int) {
 	} else {
 		l.failures = 0
 	}
+	failed := ""
+	var prev, done chan struct{}
+	if l.trialImage != "" && up < l.cfg.rollbackWindow() {
+		failed = l.trialImage
+		prev, done = l.swapDone, make(chan struct{})
+		l.swapDone = done
+	}
+	l.trialImage = ""
 	l.setState(StateStopped)
-	id := l.id
 	l.mu.Unlock()
 	l.log.Warn("container exited", "container", shortID(id), "code", code, "uptime", up)
 	l.status("container %s exited with code %d", l.cfg.Name, code)
+	if failed == "" {
+		return
+	}
+	defer close(done)
+	if prev != nil {
+		<-prev // this start's Ready, bounded by callTimeout
+	}
+	err := l.exitError(ctx, id, code)
+	if ee, ok := err.(*ExitError); ok {
+		ee.uptime = max(up, time.Nanosecond)
+	}
+	l.log.Warn("image failed within the rollback window", "image", shortImage(failed), "uptime", up)
+	l.swapperFailed(ctx, failed, err)
 }

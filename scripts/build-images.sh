@@ -7,6 +7,12 @@
 #   testserver  localhost/lazypod-testserver:latest  from testdata/testserver (the integration tests')
 #   demo        localhost/lazypod-demo:latest        from demo/server (make demo's)
 #
+# testserver also builds the updater's test versions on top of it, each a distinct image:
+#   localhost/lazypod-testserver:v1, :v2, :v6  good (VERSION=v1, v2, v6)
+#   localhost/lazypod-testserver:v3            exits with code 3 at start
+#   localhost/lazypod-testserver:v4            never listens (never ready)
+#   localhost/lazypod-testserver:v5            ready, then crashes after 1s
+#
 # Without names, builds both. Podman's layer cache makes a rebuild of an unchanged image take
 # about half a second, so it always builds.
 set -euo pipefail
@@ -37,11 +43,32 @@ build_image() {
 	log "built $tag in $(elapsed "$start")"
 }
 
+# build_versions builds the testserver's versions listed above, FROM the testserver image.
+build_versions() {
+	local ctx=$PM_DIR/ctx/versions v env start=${EPOCHREALTIME/./}
+	mkdir -p "$ctx"
+	for v in v1 v2 v3 v4 v5 v6; do
+		case $v in
+		v3) env='VERSION=v3 EXIT_AT_START=3' ;;
+		v4) env='VERSION=v4 NEVER_LISTEN=1' ;;
+		v5) env='VERSION=v5 CRASH_AFTER=1s' ;;
+		*) env="VERSION=$v" ;;
+		esac
+		printf 'FROM localhost/lazypod-testserver:latest\nENV %s\n' "$env" >"$ctx/Containerfile.$v"
+		run_logged "$PM_DIR/build-testserver-$v.log" \
+			pm build --format docker --layers -t "localhost/lazypod-testserver:$v" -f "$ctx/Containerfile.$v" "$ctx"
+	done
+	log "built localhost/lazypod-testserver:v1..v6 in $(elapsed "$start")"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(testserver demo)
 for t in "${targets[@]}"; do
 	case $t in
-	testserver) build_image testserver testdata/testserver testserver localhost/lazypod-testserver:latest ;;
+	testserver)
+		build_image testserver testdata/testserver testserver localhost/lazypod-testserver:latest
+		build_versions
+		;;
 	demo) build_image demo demo/server lazypod-demo localhost/lazypod-demo:latest ;;
 	*) die "unknown image $t: valid names are testserver, demo" ;;
 	esac

@@ -68,8 +68,13 @@ func (c *Checker) now() time.Time {
 //   - ResultPending: an update was pulled and waits for the next start,
 //     or one was pulled before and is still the newest; with DryRun, an
 //     update is available.
-//   - ResultFailed: the image available is one in st.FailedDigests; it is
-//     not pulled.
+//   - ResultFailed: the image available is failed: its digest or its ID
+//     is in st.FailedDigests. It is not pulled when the registry's digest
+//     tells (a pull that brings a failed image ID records nothing), and
+//     never recorded pending.
+//
+// A pending image that is failed (a check that raced with a failed start)
+// is forgotten, and never reported as an update available.
 //
 // The registry policy compares the registry's digest for st.Image with
 // every digest of the image the service runs (st.ImageID, else the local
@@ -118,17 +123,18 @@ func (c *Checker) checkRegistry(ctx context.Context, st *State) (Result, error) 
 	if c.Registry == nil {
 		return "", errors.New("checking registry: no Registry configured")
 	}
+	pendingID, pendingDigest, pendingFailed := c.dropFailedPending(st)
 	remote, err := c.Registry.Digest(ctx, st.Image)
 	if err != nil {
 		return "", fmt.Errorf("checking registry for %q: %w", st.Image, err)
 	}
-	if slices.Contains(st.FailedDigests, remote) {
+	if st.failed("", remote) || (pendingFailed && pendingDigest == remote) {
 		return ResultFailed, nil
 	}
-	if st.PendingImageID != "" && st.PendingDigest == remote {
-		_, ok, err := c.Images.Image(ctx, st.PendingImageID)
+	if pendingID != "" && pendingDigest == remote {
+		_, ok, err := c.Images.Image(ctx, pendingID)
 		if err != nil {
-			return "", fmt.Errorf("inspecting pending image %s: %w", st.PendingImageID, err)
+			return "", fmt.Errorf("inspecting pending image %s: %w", pendingID, err)
 		}
 		if ok {
 			return ResultPending, nil
@@ -173,7 +179,7 @@ func (c *Checker) checkRegistry(ctx context.Context, st *State) (Result, error) 
 		// The registry moved on between the check and the pull.
 		digest = bareDigest(pulled.Digests[0])
 	}
-	if slices.Contains(st.FailedDigests, digest) {
+	if st.failed(pulled.ID, digest) || st.failedImage(pulled) {
 		return ResultFailed, nil
 	}
 	st.PendingImageID = pulled.ID
@@ -182,6 +188,7 @@ func (c *Checker) checkRegistry(ctx context.Context, st *State) (Result, error) 
 }
 
 func (c *Checker) checkLocal(ctx context.Context, st *State) (Result, error) {
+	c.dropFailedPending(st)
 	img, ok, err := c.Images.Image(ctx, st.Image)
 	if err != nil {
 		return "", fmt.Errorf("inspecting image %q: %w", st.Image, err)
@@ -190,9 +197,7 @@ func (c *Checker) checkLocal(ctx context.Context, st *State) (Result, error) {
 		c.clearPending(st)
 		return ResultFalse, nil
 	}
-	if slices.Contains(st.FailedDigests, img.ID) || slices.ContainsFunc(img.Digests, func(d string) bool {
-		return slices.Contains(st.FailedDigests, bareDigest(d))
-	}) {
+	if st.failedImage(img) || st.failed(img.ID, st.digestOf(img.ID)) {
 		return ResultFailed, nil
 	}
 	if c.DryRun {
@@ -204,6 +209,19 @@ func (c *Checker) checkLocal(ctx context.Context, st *State) (Result, error) {
 		st.PendingDigest = bareDigest(img.Digests[0])
 	}
 	return ResultPending, nil
+}
+
+// dropFailedPending forgets a pending image that is failed (by ID or
+// digest), unless DryRun: a failed image is never pending. It returns the
+// pending image as the check should see it: id is "" if it is failed, and
+// failed reports whether it was.
+func (c *Checker) dropFailedPending(st *State) (id, digest string, failed bool) {
+	id, digest = st.PendingImageID, st.PendingDigest
+	if id == "" || !st.failed(id, digest) {
+		return id, digest, false
+	}
+	c.clearPending(st)
+	return "", digest, true
 }
 
 // clearPending forgets a pending image that is no longer newer than the

@@ -199,6 +199,72 @@ func TestCheckRegistry(t *testing.T) {
 				LastCheckError: `pulling "docker.io/library/web:latest": unexpected EOF`},
 		},
 		{
+			name: "pending failed by ID is dropped, not pulled again",
+			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				PendingImageID: id2, PendingDigest: dList2, FailedDigests: []string{id2}},
+			registry: dList2, local: map[string]Image{id1: img1, id2: img2}, remote: img2, want: ResultFailed,
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedDigests: []string{id2}},
+		},
+		{
+			name: "pending failed by digest is dropped",
+			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				PendingImageID: id2, PendingDigest: dList2, FailedDigests: []string{dList2}},
+			registry: dList2, local: map[string]Image{id1: img1, id2: img2}, remote: img2, want: ResultFailed,
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedDigests: []string{dList2}},
+		},
+		{
+			name: "pending failed dry run reports failed and changes nothing", dryRun: true,
+			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				PendingImageID: id2, PendingDigest: dList2, FailedDigests: []string{id2}},
+			registry: dList2, local: map[string]Image{id1: img1, id2: img2}, remote: img2, want: ResultFailed,
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				PendingImageID: id2, PendingDigest: dList2, FailedDigests: []string{id2}},
+		},
+		{
+			name: "pending failed, registry moved on to a new image",
+			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				PendingImageID: id2, PendingDigest: dList2, FailedDigests: []string{dList2, id2}},
+			registry: dList3, local: map[string]Image{id1: img1, id2: img2}, remote: img3, want: ResultPending, wantPulls: 1,
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				PendingImageID: id3, PendingDigest: dList3, FailedDigests: []string{dList2, id2}},
+		},
+		{
+			name: "failed digest given as repo@digest",
+			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				FailedDigests: []string{repoRef + "@" + dList3}},
+			registry: dList3, local: map[string]Image{id1: img1}, remote: img3, want: ResultFailed,
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				FailedDigests: []string{repoRef + "@" + dList3}},
+		},
+		{
+			name: "pending failed by FailedImageIDs is dropped",
+			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				PendingImageID: id2, PendingDigest: dList2, FailedImageIDs: []string{id2}},
+			registry: dList2, local: map[string]Image{id1: img1, id2: img2}, remote: img2, want: ResultFailed,
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedImageIDs: []string{id2}},
+		},
+		{
+			name:     "pull brings an image failed by FailedImageIDs",
+			state:    State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedImageIDs: []string{id3}},
+			registry: dList2, local: map[string]Image{id1: img1}, remote: img3, want: ResultFailed, wantPulls: 1,
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedImageIDs: []string{id3}},
+		},
+		{
+			name:     "pull brings a failed image ID under a new digest",
+			state:    State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedDigests: []string{id3}},
+			registry: dList2, local: map[string]Image{id1: img1}, remote: img3, want: ResultFailed, wantPulls: 1,
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedDigests: []string{id3}},
+		},
+		{
+			name: "failed pending dropped even when the registry is down",
+			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1,
+				PendingImageID: id2, PendingDigest: dList2, FailedDigests: []string{dList2}},
+			regErr: errors.New("connection refused"), local: map[string]Image{id1: img1, id2: img2},
+			wantErr: "connection refused",
+			wantState: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedDigests: []string{dList2},
+				LastCheckError: `checking registry for "docker.io/library/web:latest": connection refused`},
+		},
+		{
 			name:  "unqualified reference",
 			state: State{Name: "web", Image: "web:latest", ImageID: id1}, registry: dList2,
 			wantErr: `e.g. "docker.io/library/web:latest"`,
@@ -242,7 +308,7 @@ func TestCheckRegistry(t *testing.T) {
 			if len(st.FailedDigests) == 0 {
 				st.FailedDigests = nil
 			}
-			if !reflect.DeepEqual(st, want) {
+			if !reflect.DeepEqual(normalize(&st), normalize(&want)) {
 				t.Errorf("state after Check = %+v; want %+v", st, want)
 			}
 		})
@@ -302,6 +368,38 @@ func TestCheckLocal(t *testing.T) {
 			state:  State{Name: "web", Image: local, ImageID: id1, PendingImageID: id2},
 			tagged: id1, want: ResultFalse,
 			wantState: State{Name: "web", Image: local, ImageID: id1},
+		},
+		{
+			name:   "pending failed by ID is dropped",
+			state:  State{Name: "web", Image: local, ImageID: id1, PendingImageID: id2, FailedDigests: []string{id2}},
+			tagged: id2, want: ResultFailed,
+			wantState: State{Name: "web", Image: local, ImageID: id1, FailedDigests: []string{id2}},
+		},
+		{
+			name: "pending failed by its digest is dropped",
+			state: State{Name: "web", Image: local, ImageID: id1, PendingImageID: id3, PendingDigest: dList3,
+				FailedDigests: []string{dList3}},
+			tagged: id3, want: ResultFailed,
+			wantState: State{Name: "web", Image: local, ImageID: id1, FailedDigests: []string{dList3}},
+		},
+		{
+			name: "pending failed dry run reports failed and changes nothing", dryRun: true,
+			state:  State{Name: "web", Image: local, ImageID: id1, PendingImageID: id2, FailedDigests: []string{id2}},
+			tagged: id2, want: ResultFailed,
+			wantState: State{Name: "web", Image: local, ImageID: id1, PendingImageID: id2, FailedDigests: []string{id2}},
+		},
+		{
+			name:   "image failed by FailedImageIDs",
+			state:  State{Name: "web", Image: local, ImageID: id1, FailedDigests: []string{dList6}, FailedImageIDs: []string{id3}},
+			tagged: id3, want: ResultFailed,
+			wantState: State{Name: "web", Image: local, ImageID: id1, FailedDigests: []string{dList6}, FailedImageIDs: []string{id3}},
+		},
+		{
+			name: "good pending kept when the tag moves to a failed image",
+			state: State{Name: "web", Image: local, ImageID: id1, PendingImageID: id2,
+				FailedDigests: []string{dList3}},
+			tagged: id3, want: ResultFailed,
+			wantState: State{Name: "web", Image: local, ImageID: id1, PendingImageID: id2, FailedDigests: []string{dList3}},
 		},
 	}
 	for _, tt := range tests {

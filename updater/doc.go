@@ -44,6 +44,34 @@
 //		err = errors.Join(err, store.Save(st))
 //	}
 //
+// "lazypod update" need not hold the lock during the registry request and
+// the pull: it checks a copy and merges the result into the state re-read
+// under the lock, so that a swap or rollback made meanwhile by a serve
+// wins:
+//
+//	base := *st // loaded under the lock, then unlocked
+//	checked := base
+//	checked.FailedDigests = slices.Clone(base.FailedDigests)
+//	result, err := c.Check(ctx, &checked, policy)
+//	// lock, load cur again, then:
+//	updater.Merge(cur, &base, &checked)
+//	err = errors.Join(err, store.Save(cur))
+//
+// At each start from stopped, the serve asks which image to run, and
+// records how the start went (holding the lock around each load and save):
+//
+//	choice, err := st.Choose(policy, localID, exists) // localID: what st.Image names locally
+//	if err != nil {
+//		return err // errors.Is(err, updater.ErrNoImage): the message says what to do
+//	}
+//	// run choice.Image, rolling back to choice.Fallback if it fails; then
+//	if st.Failed(failedID, failedDigest) { /* re-pin or unpin st.PreviousImageID */ }
+//	if st.Deployed(readyID, readyDigest, coldStart) { /* re-pin st.PreviousImageID */ }
+//
+// "lazypod rollback NAME" is st.Rollback() (errors.Is(err,
+// updater.ErrNoPrevious) when there is nothing to go back to), a save, and
+// a stop of the running container.
+//
 // # Checks
 //
 // Under PolicyRegistry an update is available when the registry's manifest
@@ -51,10 +79,23 @@
 // differs from every digest of the image the service runs (the manifest
 // list's and the platform's, as Podman's RepoDigests list them). Under
 // PolicyLocal it is available when the local image the reference names has
-// another ID than the one the service runs. A digest (or, for local
-// images without one, an image ID) in State.FailedDigests is reported as
-// ResultFailed and never pulled. A new image is pulled and recorded as
-// pending; a failed or interrupted pull records nothing.
+// another ID than the one the service runs. An image whose digest or ID
+// is in State.FailedDigests is reported as ResultFailed and never recorded
+// pending (nor pulled, when the registry's digest is the failed one), and
+// a pending image found failed is forgotten. A new image is pulled and
+// recorded as pending; a failed or interrupted pull records nothing.
+//
+// # Swaps and rollbacks
+//
+// Choose runs, in this order: the reference when nothing ran yet; a pending
+// image, with the current one as the fallback; under PolicyLocal a newer
+// image the reference names locally, with the current one as the fallback;
+// the current image. A pending or local image that is failed is never
+// chosen. Deployed makes a ready image current (the current one becomes
+// previous) and clears the pending one (ResultTrue). Failed adds an image's
+// digest (else its ID) to FailedDigests and its ID to FailedImageIDs,
+// drops it from pending, and if it was current puts the previous image
+// back (ResultRolledBack). Rollback is Failed of the current image.
 //
 // # State
 //
@@ -67,11 +108,21 @@
 //
 // # Limits
 //
-//   - Only checks and pulls exist here. Recording a swap (ResultTrue), a
-//     rollback (ResultRolledBack), adding to FailedDigests and pinning the
-//     previous image with a tag are not implemented yet; State has the
-//     fields for them.
-//   - Check does not save the state or take the lock; the caller does both.
+//   - The updater records swaps, rollbacks and failed images, but runs
+//     nothing: starting the chosen image, rolling back during a start and
+//     pinning the previous image so that "podman image prune" keeps it are
+//     done by the launcher and cmd/lazypod, as are the update, status and
+//     rollback commands.
+//   - One previous image is kept: a second rollback in a row has nowhere
+//     to go (ErrNoPrevious).
+//   - Choose knows local images only by ID: it refuses an image whose ID
+//     is in FailedDigests or FailedImageIDs, or whose digest the state
+//     knows (pending, current or previous) and lists. An image that
+//     failed in a state file written before FailedImageIDs existed may
+//     be chosen once more by ID. Failed images are remembered forever;
+//     edit the state file to forgive one.
+//   - Check, Choose, Deployed, Failed, Rollback and Merge do not save the
+//     state or take the lock; the caller does both.
 //   - Load, Save and List take no lock: hold Store.Lock around a load,
 //     change and save so two processes do not lose each other's changes.
 //   - The lock is advisory, works only on local file systems that support

@@ -30,9 +30,11 @@ type State struct {
 	// from. Digest is empty for an image that came from no registry.
 	ImageID string `json:"image_id"`
 	Digest  string `json:"digest"`
-	// PreviousImageID is the image that ran before the current one, kept
-	// for a rollback.
+	// PreviousImageID and PreviousDigest identify the image that ran
+	// before the current one, kept for a rollback. Empty when none ran
+	// before, or after a rollback to it.
 	PreviousImageID string `json:"previous_image_id"`
+	PreviousDigest  string `json:"previous_digest"`
 	// PendingImageID and PendingDigest identify a pulled image that waits
 	// for the next start.
 	PendingImageID string `json:"pending_image_id"`
@@ -41,6 +43,11 @@ type State struct {
 	// deployed again: manifest digests ("sha256:..."), or image IDs for
 	// images with no digest.
 	FailedDigests []string `json:"failed_digests"`
+	// FailedImageIDs are the image IDs of the images in FailedDigests
+	// recorded by digest, so that Choose, which knows local images only
+	// by ID, refuses them too. An image is failed when its ID is here or
+	// in FailedDigests, or one of its digests is in FailedDigests.
+	FailedImageIDs []string `json:"failed_image_ids,omitempty"`
 	// LastCheck is when the image was last checked for an update.
 	LastCheck time.Time `json:"last_check,omitzero"`
 	// LastCheckError is why the last check failed; empty if it did not.
@@ -49,6 +56,13 @@ type State struct {
 	LastUpdateResult Result `json:"last_update_result,omitempty"`
 	// LastColdStart is how long the last start from stopped to ready took.
 	LastColdStart Duration `json:"last_cold_start,omitzero"`
+	// AuthFile is the registry credentials file the service's serve
+	// uses (--authfile), so that "lazypod update" checks and pulls with
+	// the same; empty for the default.
+	AuthFile string `json:"auth_file,omitempty"`
+	// TLSVerify is the serve's --tls-verify; nil if it was not given
+	// (verify, unless registries.conf marks the registry insecure).
+	TLSVerify *bool `json:"tls_verify,omitempty"`
 }
 
 // Duration is a time.Duration stored in JSON as a string such as

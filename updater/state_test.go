@@ -17,6 +17,7 @@ import (
 )
 
 func testState(name string) *State {
+	tlsVerify := false
 	return &State{
 		Name:             name,
 		Image:            "docker.io/library/nginx:latest",
@@ -24,13 +25,17 @@ func testState(name string) *State {
 		ImageID:          "a8758716bb6aa4d90071160d27028fe4eaee7ce8166221a97d30440c8eac2be6",
 		Digest:           "sha256:1111111111111111111111111111111111111111111111111111111111111111",
 		PreviousImageID:  "3b25b682ea82b2db3cc4fd48db818be788ee3f902ac7378090cf2624ec2442df",
+		PreviousDigest:   "sha256:0000000000000000000000000000000000000000000000000000000000000000",
 		PendingImageID:   "e4c58958181a5925816faa528ce959e487632f4cfd192f8132f71b32df2744b4",
 		PendingDigest:    "sha256:2222222222222222222222222222222222222222222222222222222222222222",
 		FailedDigests:    []string{"sha256:3333333333333333333333333333333333333333333333333333333333333333"},
+		FailedImageIDs:   []string{"f00df00df00df00df00df00df00df00df00df00df00df00df00df00df00df00d"},
 		LastCheck:        time.Date(2026, 11, 21, 3, 0, 12, 345, time.UTC),
 		LastCheckError:   "checking registry: connection refused",
 		LastUpdateResult: ResultPending,
 		LastColdStart:    Duration(1234 * time.Millisecond),
+		AuthFile:         "/run/user/1000/containers/auth.json",
+		TLSVerify:        &tlsVerify,
 	}
 }
 
@@ -83,8 +88,8 @@ func TestStateJSONKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"name", "image", "policy", "image_id", "digest", "previous_image_id",
-		"pending_image_id", "pending_digest", "failed_digests", "last_check", "last_check_error",
-		"last_update_result", "last_cold_start"} {
+		"previous_digest", "pending_image_id", "pending_digest", "failed_digests", "failed_image_ids", "last_check", "last_check_error",
+		"last_update_result", "last_cold_start", "auth_file", "tls_verify"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("key %q missing from %s", k, b)
 		}
@@ -100,8 +105,10 @@ func TestStateJSONKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := string(b); strings.Contains(s, "last_check") || strings.Contains(s, "last_cold_start") {
-		t.Errorf("zero state = %s; want no last_check, last_cold_start", s)
+	for _, k := range []string{"last_check", "last_cold_start", "failed_image_ids", "auth_file", "tls_verify"} {
+		if s := string(b); strings.Contains(s, k) {
+			t.Errorf("zero state = %s; want no %s", s, k)
+		}
 	}
 }
 
@@ -485,6 +492,9 @@ func normalize(st *State) *State {
 	c := *st
 	if len(c.FailedDigests) == 0 {
 		c.FailedDigests = nil
+	}
+	if len(c.FailedImageIDs) == 0 {
+		c.FailedImageIDs = nil
 	}
 	c.LastCheck = c.LastCheck.UTC()
 	return &c

@@ -182,6 +182,16 @@ func TestServeUsageErrors(t *testing.T) {
 		{name: "zero stop timeout", args: []string{"serve", "--image", "nginx", "--port", "80", "--stop-timeout", "0"}, want: `invalid --stop-timeout "0": must be more than 0`},
 		{name: "bad podman url", args: []string{"serve", "--image", "nginx", "--port", "80", "--podman-url", "/run/podman/podman.sock"}, want: `invalid --podman-url "/run/podman/podman.sock": use unix:///PATH`},
 		{name: "unknown command", args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
+		{name: "bad policy", args: []string{"serve", "--image", "nginx", "--port", "80", "--auto-update", "daily"}, want: `invalid --auto-update "daily": valid policies are "registry", "local", "disabled"`},
+		{name: "registry policy, unqualified image", args: []string{"serve", "--image", "nginx", "--port", "80", "--auto-update", "registry"}, want: `name its registry, e.g. "docker.io/library/nginx:latest"`},
+		{name: "registry policy, digest", args: []string{"serve", "--image", "docker.io/library/nginx@sha256:" + strings.Repeat("a", 64), "--port", "80", "--auto-update", "registry"}, want: "pinned by digest never updates: use a tag"},
+		{name: "bad tls-verify", args: []string{"serve", "--image", "nginx", "--port", "80", "--tls-verify=maybe"}, want: `invalid boolean value "maybe" for -tls-verify`},
+		{name: "bad rollback window", args: []string{"serve", "--image", "nginx", "--port", "80", "--rollback-window", "-1s"}, want: `invalid --rollback-window "-1s"`},
+		{name: "missing authfile", args: []string{"serve", "--image", "nginx", "--port", "80", "--authfile", "/nonexistent/auth.json"}, want: `invalid --authfile "/nonexistent/auth.json": no such file or directory`},
+		{name: "update: bad format", args: []string{"update", "--format", "yaml"}, want: `invalid --format "yaml": valid formats are "table", "json"`},
+		{name: "status: bad name", args: []string{"status", "-x"}, want: "flag provided but not defined: -x"},
+		{name: "status: bad service name", args: []string{"status", "a/b"}, want: `invalid service name "a/b"`},
+		{name: "rollback: no name", args: []string{"rollback"}, want: "lazypod rollback takes one service NAME, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -337,4 +347,59 @@ func FuzzParseListen(f *testing.F) {
 			t.Fatalf("parseListen(%q) network = %q", s, l.Network)
 		}
 	})
+}
+
+func TestAdminCommandsOnMissingServices(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args    []string
+		code    int
+		wantErr string
+		wantOut string
+	}{
+		// The daily timer before any service started: nothing to do, not a failure.
+		{args: []string{"update"}, code: 0, wantErr: "no services in " + dir + " yet"},
+		{args: []string{"status"}, code: 0, wantOut: "NAME"},
+		{args: []string{"status", "web"}, code: 1, wantErr: `reading state of "web": no such service in ` + dir},
+		{args: []string{"update", "web"}, code: 1, wantErr: `reading state of "web": no such service in ` + dir},
+		{args: []string{"rollback", "web"}, code: 1, wantErr: `rolling back "web": no such service in ` + dir},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{tt.args[0], "--state-dir", dir, "--podman-url", "unix:///nonexistent.sock"}, tt.args[1:]...)
+			code := run(context.Background(), args, &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stderr.String(), tt.wantErr) || !strings.Contains(stdout.String(), tt.wantOut) {
+				t.Errorf("run = %d, stdout %q, stderr %q; want %d, stdout with %q, stderr with %q", code, stdout.String(), stderr.String(), tt.code, tt.wantOut, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPickDigest(t *testing.T) {
+	const (
+		list  = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+		inst  = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+		other = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+	)
+	tests := []struct {
+		name    string
+		ref     string
+		digests []string
+		want    string
+	}{
+		{name: "the reference's repository wins", ref: "docker.io/library/nginx:latest",
+			digests: []string{"quay.io/x/nginx@" + other, "docker.io/library/nginx@" + list}, want: list},
+		{name: "short names are normalised", ref: "nginx", digests: []string{"docker.io/library/nginx@" + inst}, want: inst},
+		{name: "else the first repo digest", ref: "localhost/app:1", digests: []string{"quay.io/x/nginx@" + other}, want: other},
+		{name: "a bare digest", ref: "localhost/app:1", digests: []string{inst}, want: inst},
+		{name: "none", ref: "localhost/app:1", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pickDigest(tt.ref, tt.digests); got != tt.want {
+				t.Errorf("pickDigest(%q, %q) = %q; want %q", tt.ref, tt.digests, got, tt.want)
+			}
+		})
+	}
 }

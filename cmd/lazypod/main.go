@@ -13,11 +13,13 @@ import (
 
 	"github.com/lazypod/lazypod/launcher"
 	"github.com/lazypod/lazypod/proxy"
+	"github.com/lazypod/lazypod/updater"
 )
 
 var (
-	_ proxy.Backend = (*launcher.Launcher)(nil)
-	_ proxy.Backend = hinted{}
+	_ proxy.Backend    = (*launcher.Launcher)(nil)
+	_ proxy.Backend    = hinted{}
+	_ launcher.Swapper = (*service)(nil)
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,6 +29,9 @@ const usage = `usage: lazypod COMMAND [flags]
 
 commands:
   serve     serve sockets, starting the container on the first connection
+  update    check services for newer images and pull them for their next start
+  status    show each service's state, images and last update
+  rollback  run a service's previous image from its next start
   version   print lazypod's version
 
 Run 'lazypod COMMAND --help' for a command's flags.
@@ -50,6 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if o, err = parseServe(rest, stderr); err == nil {
 			err = serve(ctx, o)
 		}
+	case "update":
+		err = runUpdate(ctx, rest, stdout, stderr)
+	case "status":
+		err = runStatus(ctx, rest, stdout, stderr)
+	case "rollback":
+		err = runRollback(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "lazypod", version)
 	case "help", "-h", "-help", "--help":
@@ -102,6 +113,12 @@ func hintFor(err error) string {
 		return "start the Podman API (systemctl enable --now podman.socket, or with --user as that user) or pass --podman-url"
 	case errors.Is(err, launcher.ErrNotOurs):
 		return "remove that container or choose another --name"
+	case errors.Is(err, launcher.ErrRollback):
+		return "lazypod status shows the images; make one available (podman pull, or push a fixed image and run lazypod update) and connect again"
+	case errors.Is(err, updater.ErrCorrupt):
+		return "the file was set aside; the next start runs the image the service's container last ran and writes a new state"
+	case errors.Is(err, updater.ErrLocked):
+		return "another lazypod process (serve or update) holds the service; try again"
 	case errors.Is(err, launcher.ErrImageNotFound):
 		return "check --image, use a fully qualified name, and for a private registry run podman login"
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lazypod/lazypod/launcher"
 	"github.com/lazypod/lazypod/proxy"
+	"github.com/lazypod/lazypod/updater"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -50,6 +51,12 @@ type serveOptions struct {
 	user         string
 	network      string
 	logLevel     slog.Level
+
+	autoUpdate     updater.Policy
+	authFile       string
+	tlsVerify      *bool // nil: verify
+	rollbackWindow time.Duration
+	updateInterval time.Duration // 0: no checks by serve
 }
 
 // parseServe parses and checks the arguments of `lazypod serve`. Every
@@ -63,6 +70,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 		idle, readyTimeout, stopTimeout, ready, mem  string
 		cpus, logLevel, udpTimeout                   string
 		exitOnIdle                                   bool
+		autoUpdate, rollbackWindow, updateInterval   string
+		tlsVerify                                    tlsFlag
 	)
 	fs.StringVar(&o.image, "image", "", "container image `REF` to run (required)")
 	fs.StringVar(&o.name, "name", "", "service and container `NAME` (default: the image's basename)")
@@ -85,6 +94,11 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.user, "user", "", "`USER[:GROUP]` to run the container's process as")
 	fs.StringVar(&o.network, "network", "", "Podman `NETWORK` mode (default: Podman's)")
 	fs.StringVar(&logLevel, "log-level", "info", "`LEVEL` of logging: debug, info, warn or error")
+	fs.StringVar(&autoUpdate, "auto-update", "disabled", "update `POLICY`: registry, local or disabled")
+	fs.StringVar(&o.authFile, "authfile", "", "registry credentials `FILE` for update checks and pulls (default: $REGISTRY_AUTH_FILE, else Podman's auth.json)")
+	fs.Var(&tlsVerify, "tls-verify", "verify the registry's TLS certificate (default true; false also allows plain HTTP, for a local registry)")
+	fs.StringVar(&rollbackWindow, "rollback-window", "10s", "a new image that exits within this `DURATION` of becoming ready is rolled back (0: only probe failures)")
+	fs.StringVar(&updateInterval, "update-interval", "1h", "with --auto-update, check for an update after this `DURATION` idle, and again every DURATION (0: only lazypod update does)")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -201,6 +215,26 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	if err := o.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, usagef("invalid --log-level %q: valid levels are \"debug\", \"info\", \"warn\", \"error\"", logLevel)
 	}
+	if o.autoUpdate, err = updater.ParsePolicy(autoUpdate); err != nil {
+		return nil, usagef("%v", err)
+	}
+	if err := o.autoUpdate.CheckImage(o.image); err != nil {
+		return nil, usagef("%v", err)
+	}
+	if tlsVerify.set {
+		o.tlsVerify = &tlsVerify.value
+	}
+	if o.rollbackWindow, err = parseDuration("rollback-window", rollbackWindow); err != nil {
+		return nil, err
+	}
+	if o.updateInterval, err = parseDuration("update-interval", updateInterval); err != nil {
+		return nil, err
+	}
+	if o.authFile != "" {
+		if _, err := os.Stat(o.authFile); err != nil {
+			return nil, usagef("invalid --authfile %q: %v: pass a file podman login wrote, e.g. $XDG_RUNTIME_DIR/containers/auth.json", o.authFile, errors.Unwrap(err))
+		}
+	}
 	if o.podmanURL == "" {
 		o.podmanURL = launcher.DefaultPodmanURL()
 	} else if err := checkPodmanURL(o.podmanURL); err != nil {
@@ -296,56 +330,90 @@ func serve(ctx context.Context, o *serveOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	var l *launcher.Launcher
+	live := &liveWriter{dir: o.stateDir, name: o.name}
+	status := func(line string) {
+		sd.status(line)
+		if l != nil {
+			if err := live.write(l.State()); err != nil {
+				logger.Debug("writing live state", "err", err)
+			}
+		}
+	}
 	cfg := launcher.Config{
-		Name:         o.name,
-		Image:        o.image,
-		Command:      o.command,
-		Ports:        ports,
-		Env:          o.env,
-		Volumes:      o.volumes,
-		Labels:       o.labels,
-		Memory:       o.memory,
-		CPUs:         o.cpus,
-		User:         o.user,
-		Network:      o.network,
-		Ready:        o.ready,
-		ReadyTimeout: o.readyTimeout,
-		StopTimeout:  o.stopTimeout,
-		RuntimeDir:   defaultRuntimeDir(o.stateDir),
-		Logger:       base,
-		Status:       sd.status,
+		Name:           o.name,
+		Image:          o.image,
+		Command:        o.command,
+		Ports:          ports,
+		Env:            o.env,
+		Volumes:        o.volumes,
+		Labels:         o.labels,
+		Memory:         o.memory,
+		CPUs:           o.cpus,
+		User:           o.user,
+		Network:        o.network,
+		Ready:          o.ready,
+		ReadyTimeout:   o.readyTimeout,
+		StopTimeout:    o.stopTimeout,
+		RuntimeDir:     defaultRuntimeDir(o.stateDir),
+		RollbackWindow: o.rollbackWindow,
+		Logger:         base,
+		Status:         status,
+	}
+	if o.rollbackWindow == 0 {
+		cfg.RollbackWindow = -1 // none
 	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	cfg.Runtime, err = launcher.NewPodman(pctx, o.podmanURL)
-	cancel()
+	pm, err := connectPodman(ctx, o.podmanURL)
 	if err != nil {
 		return err
 	}
-	l, err := launcher.New(cfg)
-	if err != nil {
+	regSet := registrySettings{authFile: o.authFile, tlsVerify: o.tlsVerify}
+	pm.AuthFile = regSet.authFile
+	pm.SkipTLSVerify = regSet.skipTLSVerify()
+	svc := &service{
+		name:   o.name,
+		image:  o.image,
+		policy: o.autoUpdate,
+		store:  &updater.Store{Dir: o.stateDir, LockTimeout: stateLockTimeout},
+		pm:     pm,
+		log:    logger,
+		set:    regSet,
+	}
+	cfg.Runtime = pm
+	cfg.Swapper = svc
+	if l, err = launcher.New(cfg); err != nil {
 		return err
 	}
+	defer os.Remove(livePath(o.stateDir, o.name))
 	idleTimeout := o.idleTimeout
 	if idleTimeout == 0 {
 		idleTimeout = -1 // never
 	}
+	// The launcher's own deadline (--ready-timeout for the probe) ends a
+	// start and says why; the proxy's only bounds the wait on top of it,
+	// so that held connections close with the launcher's reason. A swap
+	// may need two probes: the new image's and, after a rollback, the
+	// previous one's.
+	readyWait := o.readyTimeout + readyGrace
+	if o.autoUpdate != updater.PolicyDisabled {
+		// The rollback: removing the failed container (up to
+		// --stop-timeout), recording it, and the previous image's probe.
+		readyWait += o.readyTimeout + o.stopTimeout + readyGrace
+	}
 	srv := &proxy.Server{
-		Backend:     hinted{l},
-		Routes:      routes,
-		IdleTimeout: idleTimeout,
-		ExitOnIdle:  exitOnIdle,
-		// The launcher's own deadline (--ready-timeout for the probe) ends
-		// a start and says why; this one only bounds the wait on top of it,
-		// so that held connections close with the launcher's reason.
-		ReadyTimeout:   o.readyTimeout + readyGrace,
+		Backend:        hinted{l},
+		Routes:         routes,
+		IdleTimeout:    idleTimeout,
+		ExitOnIdle:     exitOnIdle,
+		ReadyTimeout:   readyWait,
 		DrainTimeout:   o.stopTimeout,
 		StopTimeout:    o.stopTimeout + time.Minute,
 		UDPFlowTimeout: o.udpTimeout,
 		Logger:         logger,
-		Status:         sd.status,
+		Status:         status,
 	}
 
 	logger.Info("listening", "sockets", socketNames(socks), "image", o.image, "activated", activated,
@@ -360,6 +428,11 @@ func serve(ctx context.Context, o *serveOptions) error {
 	var lg errgroup.Group
 	lg.Go(func() error { return l.Run(lctx) })
 	g.Go(func() error { return sd.watchdog(gctx) })
+	if o.autoUpdate != updater.PolicyDisabled && o.updateInterval > 0 {
+		idle := func() bool { return srv.Flows() == 0 && l.State() == launcher.StateStopped }
+		c := &updater.Checker{Registry: regSet.registry(), Images: podmanImages{pm: pm, set: regSet}}
+		g.Go(func() error { return svc.idleChecks(gctx, o.updateInterval, idle, c) })
+	}
 	stopOnSignal := context.AfterFunc(ctx, sd.stopping)
 	err = srv.Run(ctx)
 	if stopOnSignal() { // not sent yet: the idle exit

@@ -1,0 +1,185 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Swapper chooses the image of each start and hears how it went;
+// cmd/lazypod implements it with the updater's state. The launcher calls
+// it only from the start in progress, and from the exit watcher (Failed
+// within the rollback window), never two calls at once.
+type Swapper interface {
+	// Choose is called at the beginning of each start from stopped
+	// (after the backoff delay).
+	Choose(ctx context.Context) (Choice, error)
+	// Ready is called when a start made the container ready.
+	Ready(ctx context.Context, d Deployment)
+	// Failed is called when image imageID, chosen with a Fallback,
+	// failed: its start failed (probe timeout, exit) or it exited within
+	// RollbackWindow of becoming ready. reason says how.
+	Failed(ctx context.Context, imageID string, reason error)
+}
+
+// Choice is the image a start runs.
+type Choice struct {
+	// Image is an image ID (or reference) in local storage to create the
+	// container from. If empty, Config.Image, pulled if missing, as
+	// without a Swapper.
+	Image string
+	// Fallback is the image ID to roll back to if Image fails. If empty,
+	// no rollback.
+	Fallback string
+}
+
+// Deployment is a start that made the container ready.
+type Deployment struct {
+	ImageID    string        // the image the ready container runs
+	RolledBack bool          // the chosen image failed and this is the Fallback
+	ColdStart  time.Duration // from stopped to ready, both attempts included
+}
+
+// startChosen runs a start with the image the Swapper chooses, if there
+// is one, rolling back to its fallback within the same start if the
+// chosen image fails to start.
+func (l *Launcher) startChosen(ctx context.Context, gen uint64) (*startResult, error) {
+	if l.cfg.Swapper == nil {
+		began := time.Now()
+		l.status("starting container %s", l.cfg.Name)
+		img, err := l.ensureImage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return l.start(ctx, gen, img, began)
+	}
+
+	if err := l.waitSwapper(ctx); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	l.status("starting container %s", l.cfg.Name)
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	choice, err := l.cfg.Swapper.Choose(cctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("choosing image: %w", causeOf(ctx, err))
+	}
+	img, err := l.chosenImage(ctx, choice.Image)
+	if err != nil {
+		return nil, err
+	}
+	img.disposable = choice.Fallback != ""
+	r, err := l.start(ctx, gen, img, began)
+	if err == nil {
+		r.trial = choice.Fallback != ""
+		r.readyDone = make(chan struct{})
+		return r, nil
+	}
+	if choice.Fallback == "" || ctx.Err() != nil || !(errors.Is(err, ErrNotReady) || errors.Is(err, ErrExited)) {
+		return nil, err
+	}
+	return l.rollback(ctx, gen, img.id, choice.Fallback, err, began)
+}
+
+// rollback ends a start whose chosen image failed with reason: it tells
+// the Swapper, then starts again from fallback, with a fresh ReadyTimeout.
+// The failed container is already removed.
+func (l *Launcher) rollback(ctx context.Context, gen uint64, failed, fallback string, reason error, began time.Time) (*startResult, error) {
+	l.log.Warn("rolling back", "image", shortImage(failed), "fallback", shortImage(fallback), "err", reason)
+	l.status("rolling back container %s to image %s: %v", l.cfg.Name, shortImage(fallback), reason)
+	l.swapperFailed(ctx, failed, reason)
+	img, err := l.chosenImage(ctx, fallback)
+	var r *startResult
+	if err == nil {
+		r, err = l.start(ctx, gen, img, began)
+	}
+	if err != nil && ctx.Err() != nil {
+		// Cut short by Stop or Run's end: not a failed rollback.
+		return nil, fmt.Errorf("rolling back from image %s to image %s: %w", shortImage(failed), shortImage(fallback), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rolling back from image %s (%w) to image %s: %w: %w",
+			shortImage(failed), reason, shortImage(fallback), ErrRollback, err)
+	}
+	r.rolledBack = true
+	r.readyDone = make(chan struct{})
+	return r, nil
+}
+
+// chosenImage returns the attempt for image, an image ID or reference
+// the Swapper chose; if empty, the configured image, pulled if missing.
+// The container is created by Config.Image's name if that names the
+// chosen image, else by the image's ID. A chosen image is never pulled.
+func (l *Launcher) chosenImage(ctx context.Context, image string) (attempt, error) {
+	if image == "" {
+		return l.ensureImage(ctx)
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	id, ok, err := l.rt.ImageID(cctx, image)
+	if err != nil {
+		return attempt{}, fmt.Errorf("inspecting image %s: %w", shortImage(image), causeOf(ctx, err))
+	}
+	if !ok {
+		return attempt{}, fmt.Errorf("finding image %s: %w: not in local storage", shortImage(image), ErrImageNotFound)
+	}
+	ref := id
+	named, ok, err := l.rt.ImageID(cctx, l.cfg.Image)
+	if err != nil {
+		return attempt{}, fmt.Errorf("inspecting image %q: %w", l.cfg.Image, causeOf(ctx, err))
+	}
+	if ok && named == id {
+		ref = l.cfg.Image
+	}
+	return attempt{ref: ref, id: id}, nil
+}
+
+// waitSwapper waits until the Swapper calls made before this start (the
+// last start's Ready, the exit watcher's Failed) have returned, so that
+// Choose sees what they recorded.
+func (l *Launcher) waitSwapper(ctx context.Context) error {
+	l.mu.Lock()
+	prev := l.swapDone
+	l.mu.Unlock()
+	if prev == nil {
+		return nil
+	}
+	select {
+	case <-prev:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the image swapper: %w", context.Cause(ctx))
+	}
+}
+
+// reportReady tells the Swapper about d, then closes done. It runs after
+// the start has ended, under the start's context's values: a start that
+// became ready is recorded even if Run is ending.
+func (l *Launcher) reportReady(ctx context.Context, d Deployment, done chan struct{}) {
+	defer l.wg.Done()
+	defer close(done)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	l.cfg.Swapper.Ready(cctx, d)
+}
+
+// swapperFailed tells the Swapper that image failed with reason. Like the
+// cleanup of a failed start, it completes even if ctx is cancelled.
+func (l *Launcher) swapperFailed(ctx context.Context, image string, reason error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	l.cfg.Swapper.Failed(cctx, image, reason)
+}
+
+// shortImage returns an image ID in its 12-character form, without
+// "sha256:"; anything else (a reference) as it is.
+func shortImage(s string) string {
+	h := strings.TrimPrefix(s, "sha256:")
+	if len(h) < 12 || strings.Trim(h, "0123456789abcdef") != "" {
+		return s
+	}
+	return h[:12]
+}
