@@ -15,6 +15,8 @@
 #   docker-registry skopeo
 #                         a local registry for update tests
 #   wrk                   load for benchmarks
+#   debootstrap systemd-container
+#                         a Debian rootfs booted with systemd-nspawn: the units tests under real systemd
 #   gcc                   go test -race needs cgo
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,7 +24,7 @@ set -euo pipefail
 packages=("$@")
 if [ ${#packages[@]} -eq 0 ]; then
 	packages=(podman runc conmon netavark aardvark-dns iptables uidmap slirp4netns curl iproute2
-		systemd docker-registry skopeo wrk gcc)
+		systemd docker-registry skopeo wrk gcc debootstrap systemd-container)
 fi
 
 # One dpkg-query for all: it lists the installed ones ("ii "), and we keep the others.

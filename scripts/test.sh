@@ -10,7 +10,8 @@
 #        LAZYPOD_TEST_REQUIRE  1: a test that needs Podman fails instead of skipping
 #        LAZYPOD_BIN           the built lazypod binary
 #        CONTAINERS_CONF       the private Podman's settings
-#   5. stop the Podman service and remove its containers, whatever happened; exit with go test's
+#   5. stop leftover systemd-nspawn machines of the units test (scripts/machine.sh), and
+#      the Podman service and remove its containers, whatever happened; exit with go test's
 #      status. Nothing is printed after go test's summary unless the clean-up fails.
 #
 # Environment: PODMAN_DIR (default build/podman), TEST_TIMEOUT (default 20m), PKGS (default
@@ -29,6 +30,14 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	# Quiet on success: go test's summary must stay the last lines of the output.
+	# A test killed mid-run (go test's timeout) may leave its systemd-nspawn machine running.
+	local pidfile
+	for pidfile in build/machine/*.pid; do
+		[ -e "$pidfile" ] || continue
+		case $pidfile in *.nspawn-pid) continue ;; esac
+		scripts/machine.sh stop build/machine "$(basename "$pidfile" .pid)" >/dev/null 2>&1 ||
+			warn "stopping the leftover machine $(basename "$pidfile" .pid) failed"
+	done
 	if ! scripts/podman-service.sh stop "$podman_dir" >"$podman_dir/stop-service.log" 2>&1; then
 		warn "stopping the private Podman failed:"
 		sed 's/^/    /' "$podman_dir/stop-service.log" >&2

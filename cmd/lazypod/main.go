@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/lazypod/lazypod/launcher"
 	"github.com/lazypod/lazypod/proxy"
@@ -32,13 +33,24 @@ commands:
   update    check services for newer images and pull them for their next start
   status    show each service's state, images and last update
   rollback  run a service's previous image from its next start
+  units     turn NAME.lazypod definition files into .socket and .service units
   version   print lazypod's version
 
 Run 'lazypod COMMAND --help' for a command's flags.
 `
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	// Installed as a systemd generator (a symlink in
+	// /usr/lib/systemd/system-generators or user-generators), lazypod is
+	// run by that name with the generator's directories.
+	switch filepath.Base(os.Args[0]) {
+	case "lazypod-generator":
+		args = append([]string{"units", "generator"}, args...)
+	case "lazypod-user-generator":
+		args = append([]string{"units", "user-generator"}, args...)
+	}
+	os.Exit(run(context.Background(), args, os.Stdout, os.Stderr))
 }
 
 // run executes one lazypod command and returns the exit code: 0 on success,
@@ -61,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runStatus(ctx, rest, stdout, stderr)
 	case "rollback":
 		err = runRollback(ctx, rest, stdout, stderr)
+	case "units":
+		err = runUnits(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "lazypod", version)
 	case "help", "-h", "-help", "--help":
@@ -73,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errGeneratorReported):
+		return 1
 	}
 	fmt.Fprintf(stderr, "lazypod: %s\n", withHint(err))
 	if errors.Is(err, errUsage) {

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The proof under real systemd: scripts/machine.sh boots a Debian rootfs
+// (debootstrapped once, cached in build/machine) with systemd as PID 1 in
+// systemd-nspawn, sharing the host's network, with the built lazypod and
+// the private Podman's socket bound in (the machine's podman.socket
+// forwards to it). The test installs the units lazypod generates there and
+// watches them from outside.
+
+// machine is one booted scripts/machine.sh machine.
+type machine struct {
+	script, dir, name string
+	leader            int  // the machine's PID 1, as the host sees it
+	stopped           bool // stop was called
+}
+
+// needMachine skips the test (fails it under LAZYPOD_TEST_REQUIRE=1) when
+// a machine cannot be booted here, builds or reuses the cached rootfs and
+// boots a machine with e's binary and Podman. The machine is stopped when
+// the test ends.
+func needMachine(t *testing.T, e e2eEnv, name string) *machine {
+	t.Helper()
+	skip := func(msg string) {
+		t.Helper()
+		if os.Getenv("LAZYPOD_TEST_REQUIRE") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	if os.Geteuid() != 0 {
+		skip("booting systemd in systemd-nspawn needs root")
+	}
+	for _, tool := range []struct{ bin, pkg string }{
+		{"systemd-nspawn", "systemd-container"}, {"debootstrap", "debootstrap"}, {"nsenter", "util-linux"},
+	} {
+		if _, err := exec.LookPath(tool.bin); err != nil {
+			skip(fmt.Sprintf("%s not found: install the Debian package %s (scripts/deps.sh does)", tool.bin, tool.pkg))
+		}
+	}
+	sock, ok := strings.CutPrefix(e.podmanURL, "unix://")
+	if !ok {
+		skip(fmt.Sprintf("LAZYPOD_TEST_PODMAN=%s is not a unix socket: the machine needs one to bind in", e.podmanURL))
+	}
+	script, err := filepath.Abs("../../scripts/machine.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("../../build/machine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := filepath.Abs(e.bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &machine{script: script, dir: dir, name: name}
+
+	start := time.Now()
+	if out, err := m.runScript(10*time.Minute, "rootfs", dir); err != nil {
+		t.Fatalf("building the machine's rootfs: %v\n%s", err, out)
+	} else if out != "" {
+		t.Logf("%s(%s)", out, time.Since(start).Round(time.Millisecond))
+	}
+	start = time.Now()
+	out, err := m.runScript(2*time.Minute, "boot", dir, name, sock, bin)
+	// Registered before the check: a boot that timed out may leave a half-up machine.
+	t.Cleanup(func() { m.stop(t) })
+	if err != nil {
+		t.Fatalf("booting machine %s: %v\n%s", name, err, out)
+	}
+	t.Logf("%s(boot took %s)", out, time.Since(start).Round(time.Millisecond))
+	b, err := os.ReadFile(filepath.Join(dir, name+".pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.leader, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+		t.Fatalf("reading the machine's PID 1: %v", err)
+	}
+	return m
+}
+
+// runScript runs scripts/machine.sh with args and returns its output.
+func (m *machine) runScript(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, m.script, args...).CombinedOutput()
+	return string(out), err
+}
+
+// exec runs a command inside the machine and returns its output, trimmed.
+func (m *machine) exec(args ...string) (string, error) {
+	out, err := m.runScript(90*time.Second, append([]string{"exec", m.dir, m.name}, args...)...)
+	return strings.TrimSpace(out), err
+}
+
+// run runs a command inside the machine and fails the test if it fails.
+func (m *machine) run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := m.exec(args...)
+	if err != nil {
+		t.Fatalf("in the machine, %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// writeFile writes content to path inside the machine.
+func (m *machine) writeFile(t *testing.T, path string, content []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, m.script, "exec", m.dir, m.name, "sh", "-c", `cat >"$1"`, "sh", path)
+	cmd.Stdin = bytes.NewReader(content)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("writing %s in the machine: %v\n%s", path, err, out)
+	}
+}
+
+// state returns what `systemctl is-active` says of a unit: active,
+// inactive, failed, activating...
+func (m *machine) state(unit string) string {
+	out, _ := m.exec("systemctl", "is-active", unit) // exits non-zero unless active
+	return out
+}
+
+// lazypodPIDs returns the lazypod processes running in the machine, found
+// from outside: the host's processes named lazypod in the machine's PID
+// namespace.
+func (m *machine) lazypodPIDs(t *testing.T) []int {
+	t.Helper()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", m.leader))
+	if err != nil {
+		t.Fatalf("reading the machine's PID namespace: %v", err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || strings.TrimSpace(string(comm)) != "lazypod" {
+			continue
+		}
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err == nil && l == ns {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// journal returns the machine's journal of the units.
+func (m *machine) journal(units ...string) string {
+	args := []string{"journalctl", "--no-pager", "-o", "short-monotonic"}
+	for _, u := range units {
+		args = append(args, "-u", u)
+	}
+	out, err := m.exec(args...)
+	if err != nil {
+		return fmt.Sprintf("journalctl: %v\n%s", err, out)
+	}
+	return out
+}
+
+// stop powers the machine off; safe to repeat. It returns how long the
+// power-off took.
+func (m *machine) stop(t *testing.T) time.Duration {
+	t.Helper()
+	m.stopped = true
+	start := time.Now()
+	if out, err := m.runScript(3*time.Minute, "stop", m.dir, m.name); err != nil {
+		t.Errorf("stopping machine %s: %v\n%s", m.name, err, out)
+	} else if out != "" {
+		t.Log(out)
+	}
+	return time.Since(start)
+}
+
+// runningContainers returns the names of the running containers called name.
+func runningContainers(t *testing.T, e e2eEnv, name string) string {
+	t.Helper()
+	return e.podman(t, "ps", "--filter", "name=^"+name+"$", "--format", "{{.Names}}")
+}
+
+// TestUnderSystemd generates the units of a definition file with
+// AutoUpdate=local and runs them under real systemd: the socket listens
+// with no lazypod and no container running; the first connection starts
+// both and is answered by the image's v1; systemctl status shows lazypod's
+// STATUS line; after the idle timeout the container is stopped, the service
+// inactive (not failed) and the socket still listening; the update service
+// succeeds after v2 is tagged, and the next connection starts the service
+// again and is answered by v2; lazypod units install --now and remove,
+// run inside the machine, enable and start a socket over D-Bus and take it
+// away; the generator turns a file in /etc/containers/systemd into units
+// at daemon-reload; powering the machine off stops the container.
+func TestUnderSystemd(t *testing.T) {
+	e := needE2E(t)
+	name := uniqueName(t)
+	image := "localhost/lazypod-svc-" + name + ":latest"
+	pin := name + ".lazypod-pin"
+	// Registered first, so it runs last: after the machine is stopped.
+	t.Cleanup(func() {
+		for _, args := range [][]string{
+			{"rm", "--force", "--ignore", "--time", "0", name, pin},
+			{"rmi", "--ignore", image, "localhost/lazypod-pin/" + name + ":previous"},
+		} {
+			cmd := exec.Command("podman", append([]string{"--remote", "--url", e.podmanURL}, args...)...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("cleaning up: podman %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+	})
+	e.podman(t, "tag", "localhost/lazypod-testserver:v1", image)
+
+	port := freePorts(t, 1)[0]
+	def := filepath.Join(t.TempDir(), name+".lazypod")
+	err := os.WriteFile(def, fmt.Appendf(nil, `# The test's service: see TestUnderSystemd.
+[Container]
+Image=%s
+PublishPort=127.0.0.1:%d:8080
+AutoUpdate=local
+
+[Lazypod]
+IdleTimeout=3s
+`, image, port), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unitDir := t.TempDir()
+	out, err := exec.Command(e.bin, "units", "generate", "--output", unitDir, "--bin", "/usr/local/bin/lazypod", def).CombinedOutput()
+	if err != nil {
+		t.Fatalf("lazypod units generate: %v\n%s", err, out)
+	}
+	want := []string{name + "-update.service", name + "-update.timer", name + ".service", name + ".socket"}
+	entries, err := os.ReadDir(unitDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	files := map[string][]byte{}
+	for _, ent := range entries {
+		got = append(got, ent.Name())
+		if files[ent.Name()], err = os.ReadFile(filepath.Join(unitDir, ent.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("units generate wrote %q; want %q", got, want)
+	}
+
+	m := needMachine(t, e, name)
+	// Registered after the machine's stop, so it runs before it.
+	t.Cleanup(func() {
+		if !t.Failed() || m.stopped {
+			return
+		}
+		t.Logf("generated units:")
+		for _, f := range want {
+			t.Logf("--- %s\n%s", f, files[f])
+		}
+		t.Logf("the machine's journal:\n%s", m.journal(name+".socket", name+".service", name+"-update.service", "podman.service"))
+		// Stopping the service before the machine leaves Podman's API up for its stop.
+		m.exec("systemctl", "stop", name+".socket", name+".service")
+	})
+
+	var paths []string
+	for _, f := range want {
+		p := "/etc/systemd/system/" + f
+		m.writeFile(t, p, files[f])
+		paths = append(paths, p)
+	}
+	if out := m.run(t, append([]string{"systemd-analyze", "verify"}, paths...)...); out != "" {
+		t.Errorf("systemd-analyze verify %s: not clean:\n%s", strings.Join(want, " "), out)
+	}
+	m.run(t, "systemctl", "daemon-reload")
+	m.run(t, "systemctl", "enable", "--now", name+".socket")
+
+	// Idle: the socket listens; nothing else runs.
+	waitListening(t, port)
+	if s := m.state(name + ".socket"); s != "active" {
+		t.Fatalf("%s.socket is %q after enable --now; want active", name, s)
+	}
+	if s := m.state(name + ".service"); s != "inactive" {
+		t.Fatalf("%s.service is %q before any connection; want inactive", name, s)
+	}
+	if pids := m.lazypodPIDs(t); len(pids) > 0 {
+		t.Fatalf("lazypod runs in the machine (pids %v) before any connection", pids)
+	}
+	if c := runningContainers(t, e, name); c != "" {
+		t.Fatalf("container %s runs before any connection", c)
+	}
+
+	// First activation.
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if body, err := httpGet(t, url); err != nil || body != "v1\n" {
+		t.Fatalf("first request: %q, %v; want %q", body, err, "v1\n")
+	}
+	if s := m.state(name + ".service"); s != "active" {
+		t.Fatalf("%s.service is %q after the first request; want active", name, s)
+	}
+	if len(m.lazypodPIDs(t)) == 0 {
+		t.Fatal("no lazypod process in the machine after the first request")
+	}
+	if c := runningContainers(t, e, name); c != name {
+		t.Fatalf("running containers named %s: %q after the first request; want it running", name, c)
+	}
+	status, _ := m.exec("systemctl", "status", "--no-pager", name+".service") // exit 0: active
+	statusLine := ""
+	for line := range strings.Lines(status) {
+		if s, ok := strings.CutPrefix(strings.TrimSpace(line), "Status: "); ok {
+			statusLine = s
+		}
+	}
+	if !strings.Contains(statusLine, "ready") {
+		t.Errorf("systemctl status %s.service shows no STATUS line saying ready:\n%s", name, status)
+	} else {
+		t.Logf("systemctl status: Status: %s", statusLine)
+	}
+
+	// The idle timeout stops the container and lazypod; the socket stays.
+	deadline := time.Now().Add(60 * time.Second)
+	for s := m.state(name + ".service"); s != "inactive"; s = m.state(name + ".service") {
+		if s == "failed" {
+			t.Fatalf("%s.service failed after going idle; want inactive", name)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s.service still %q 60s after the last request (IdleTimeout=3s); want inactive", name, s)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if c := runningContainers(t, e, name); c != "" {
+		t.Fatalf("container %s still runs after the idle stop", c)
+	}
+	if pids := m.lazypodPIDs(t); len(pids) > 0 {
+		t.Fatalf("lazypod still runs in the machine (pids %v) with its service inactive", pids)
+	}
+	if s := m.state(name + ".socket"); s != "active" {
+		t.Fatalf("%s.socket is %q after the idle stop; want active", name, s)
+	}
+	waitListening(t, port)
+
+	// An update: v2 under the service's tag; the update service pulls it
+	// in for the next start.
+	e.podman(t, "tag", "localhost/lazypod-testserver:v2", image)
+	if out, err := m.exec("systemctl", "start", name+"-update.service"); err != nil {
+		t.Fatalf("systemctl start %s-update.service: %v\n%s\n%s", name, err, out, m.journal(name+"-update.service"))
+	}
+	if testing.Verbose() {
+		t.Logf("update:\n%s", m.journal(name+"-update.service"))
+	}
+
+	// Second activation, with the new image.
+	if body, err := httpGet(t, url); err != nil || body != "v2\n" {
+		t.Fatalf("request after the update: %q, %v; want %q", body, err, "v2\n")
+	}
+	if s := m.state(name + ".service"); s != "active" {
+		t.Fatalf("%s.service is %q after the second activation; want active", name, s)
+	}
+
+	// lazypod units install --now and remove, run inside the machine,
+	// talk to its systemd over D-Bus: a second service's socket is
+	// enabled and listening after install, and gone after remove.
+	port2 := freePorts(t, 1)[0]
+	def2 := fmt.Sprintf("[Container]\nImage=%s\nPublishPort=127.0.0.1:%d:8080\n", image, port2)
+	m.writeFile(t, "/root/"+name+"-b.lazypod", []byte(def2))
+	if out, err := m.exec("lazypod", "units", "install", "--now", "/root/"+name+"-b.lazypod"); err != nil {
+		t.Fatalf("lazypod units install --now in the machine: %v\n%s", err, out)
+	}
+	if s := m.state(name + "-b.socket"); s != "active" {
+		t.Fatalf("%s-b.socket is %q after units install --now; want active", name, s)
+	}
+	if out, _ := m.exec("systemctl", "is-enabled", name+"-b.socket"); strings.TrimSpace(out) != "enabled" {
+		t.Errorf("%s-b.socket is %q after units install --now; want enabled", name, strings.TrimSpace(out))
+	}
+	waitListening(t, port2)
+	if out, err := m.exec("lazypod", "units", "remove", name+"-b"); err != nil {
+		t.Fatalf("lazypod units remove in the machine: %v\n%s", err, out)
+	}
+	if out, err := m.exec("test", "-e", "/etc/systemd/system/"+name+"-b.socket"); err == nil {
+		t.Errorf("%s-b.socket still in /etc/systemd/system after units remove %s", name, out)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port2), time.Second); err == nil {
+		c.Close()
+		t.Errorf("port %d still listening after units remove", port2)
+	}
+
+	// The generator: a definition dropped into /etc/containers/systemd
+	// becomes units at daemon-reload, and its socket activates the
+	// service.
+	port3 := freePorts(t, 1)[0]
+	def3 := fmt.Sprintf("[Container]\nImage=%s\nPublishPort=127.0.0.1:%d:8080\n[Lazypod]\nIdleTimeout=1s\n", image, port3)
+	m.run(t, "mkdir", "-p", "/etc/containers/systemd", "/usr/lib/systemd/system-generators")
+	m.writeFile(t, "/etc/containers/systemd/"+name+"-g.lazypod", []byte(def3))
+	m.run(t, "ln", "-sf", "/usr/local/bin/lazypod", "/usr/lib/systemd/system-generators/lazypod-generator")
+	m.run(t, "systemctl", "daemon-reload")
+	m.run(t, "systemctl", "start", name+"-g.socket")
+	if body, err := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port3)); err != nil || body != "v2\n" {
+		t.Fatalf("request to the generator's service: %q, %v; want %q", body, err, "v2\n")
+	}
+	t.Cleanup(func() {
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", name+"-g").Run()
+	})
+	m.run(t, "systemctl", "stop", name+"-g.socket", name+"-g.service")
+
+	// Powering off with the service active: systemd stops the service, so
+	// lazypod stops its container, before Podman's API goes away.
+	took := m.stop(t)
+	if c := runningContainers(t, e, name); c != "" {
+		t.Errorf("container %s still runs after the machine powered off (took %s): "+
+			"%s.service must stop before podman.service (After=podman.service)", c, took.Round(time.Millisecond), name)
+	} else if took > 20*time.Second {
+		t.Errorf("powering the machine off took %s; want a few seconds", took.Round(time.Millisecond))
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const testDefinition = `[Container]
+Image=localhost/web:latest
+PublishPort=127.0.0.1:8080:80
+PublishPort=127.0.0.1:5353:53/udp
+AutoUpdate=local
+`
+
+func writeDefinition(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUnitsGenerate(t *testing.T) {
+	dir := t.TempDir()
+	def := writeDefinition(t, dir, "web.lazypod", testDefinition)
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"units", "generate", "--output", out, "--bin", "/usr/local/bin/lazypod", def}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("units generate: exit %d: %s", code, stderr.String())
+	}
+	want := []string{"web-udp-53.socket", "web-update.service", "web-update.timer", "web.service", "web.socket"}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		got = append(got, filepath.Base(line))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("units generate wrote %q; want %q", got, want)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "web.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{generatedHeader + " from " + def, "ExecStart=/usr/local/bin/lazypod serve", "--auto-update local"} {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("web.service lacks %q:\n%s", s, b)
+		}
+	}
+}
+
+func TestUnitsErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := writeDefinition(t, dir, "bad.lazypod", "[Container]\nImage=nginx\nPublishPort=80\n")
+	good := writeDefinition(t, dir, "good.lazypod", testDefinition)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no command", []string{"units"}, 2, "missing units command"},
+		{"unknown command", []string{"units", "frob"}, 2, `unknown units command "frob"`},
+		{"no file", []string{"units", "generate"}, 2, "missing definition FILE"},
+		{"relative bin", []string{"units", "generate", "--bin", "lazypod", good}, 2, `invalid --bin "lazypod": systemd needs an absolute path`},
+		{"bad file", []string{"units", "generate", "--output", dir, bad}, 1, bad + ":3: [Container] PublishPort=80: a host port is needed"},
+		{"missing file", []string{"units", "generate", "--output", dir, filepath.Join(dir, "none.lazypod")}, 1, "none.lazypod"},
+		{"remove: no name", []string{"units", "remove"}, 2, "missing service NAME"},
+		{"generator: bad args", []string{"units", "generator", "a", "b"}, 2, "takes NORMAL_DIR [EARLY_DIR LATE_DIR], got 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("run = %d, %q; want %d and %q", code, stderr.String(), tt.code, tt.want)
+			}
+		})
+	}
+}
+
+// TestUserGenerator runs the generator as systemd's user manager would:
+// it reads ~/.config/containers/systemd, writes the units into the output
+// directory and enables the sockets and the timer there; a bad file is
+// reported and the others still generated.
+func TestUserGenerator(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", home)
+	src := filepath.Join(home, "containers", "systemd")
+	writeDefinition(t, src, "web.lazypod", testDefinition)
+	writeDefinition(t, src, "bad.lazypod", "[Container]\nImage=nginx\nFrobnicate=yes\nPublishPort=80:80\n")
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"units", "user-generator", out, t.TempDir(), t.TempDir()}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "lazypod-generator: "+filepath.Join(src, "bad.lazypod")+":3: [Container] Frobnicate=yes") {
+		t.Errorf("generator with a bad file: exit %d, %q; want 1 and the bad file's line", code, stderr.String())
+	}
+	for _, p := range []string{"web.service", "web.socket", "web-udp-53.socket", "sockets.target.wants/web.socket",
+		"sockets.target.wants/web-udp-53.socket", "timers.target.wants/web-update.timer"} {
+		if _, err := os.Stat(filepath.Join(out, p)); err != nil {
+			t.Errorf("generator output: %v", err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "web.service")); !strings.Contains(string(b), "%t/podman/podman.sock") {
+		t.Errorf("user unit does not use the user's Podman socket:\n%s", b)
+	}
+}

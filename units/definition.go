@@ -1,0 +1,175 @@
+package units
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Definition is a parsed, validated NAME.lazypod file. Parse fills it; a
+// Definition made by hand should hold what Parse would accept.
+type Definition struct {
+	Name string // unit name: the file's base name without .lazypod
+	Path string // the file it came from
+
+	// [Container], Quadlet's names.
+	Image            string     // Image=: the reference to run
+	ContainerName    string     // ContainerName=: also lazypod's service name; Parse defaults it to Name
+	Exec             []string   // Exec=: the container's command, split into words; nil: the image's
+	Environment      []string   // Environment=: KEY=VALUE, in file order
+	EnvironmentFiles []string   // EnvironmentFile=: absolute paths, read by lazypod serve at start
+	Volumes          []string   // Volume=: SRC:DST[:OPTS]
+	Labels           []string   // Label=: KEY=VALUE, in file order
+	User             string     // User=: "" for the image's
+	Group            string     // Group=: only with User
+	Network          string     // Network=: "" for Podman's default
+	AutoUpdate       AutoUpdate // AutoUpdate=: "" for no updates
+	HealthCmd        string     // HealthCmd=: readiness probe exec:HealthCmd unless Ready is set
+	Notify           Notify     // Notify=: readiness from the image's healthcheck or the container's READY=1
+	Memory           string     // Memory=: as podman's --memory, e.g. "512m"; "" for no limit
+
+	// Listeners are PublishPort= ([Container]) and ListenUnix= ([Lazypod])
+	// in file order. Parse makes sure there is at least one and no two
+	// bind the same address.
+	Listeners []Listener
+
+	// [Lazypod]: lazypod serve's own settings. A nil pointer or a zero
+	// value leaves lazypod serve's default.
+	Ready          string         // Ready=: the probe as written; see Probe
+	ReadyTimeout   *time.Duration // ReadyTimeout=
+	IdleTimeout    *time.Duration // IdleTimeout=: 0 never stops the container
+	StopTimeout    *time.Duration // StopTimeout=
+	UDPTimeout     *time.Duration // UDPTimeout=
+	ExitOnIdle     *bool          // ExitOnIdle=
+	RollbackWindow *time.Duration // RollbackWindow=: only with AutoUpdate
+	UpdateInterval *time.Duration // UpdateInterval=: only with AutoUpdate
+	AuthFile       string         // AuthFile=
+	TLSVerify      *bool          // TLSVerify=
+	CPUs           float64        // CPUs=: 0 for no limit
+	LogLevel       string         // LogLevel=: debug, info, warn or error
+	PodmanURL      string         // PodmanURL=: "" for the system socket, or the user's with RenderOptions.User
+
+	// Passthrough holds the [Unit], [Socket], [Service] and [Install]
+	// entries, in file order, keyed by section name. They are appended to
+	// the generated units' sections: [Unit] and [Service] to NAME.service,
+	// [Socket] and [Install] to every socket unit.
+	Passthrough map[string][]Entry
+}
+
+// Entry is one Key=Value line of a pass-through section, its value with
+// continuation lines joined as systemd joins them.
+type Entry struct{ Key, Value string }
+
+// AutoUpdate is an update policy, as Quadlet's AutoUpdate=.
+type AutoUpdate string
+
+const (
+	AutoUpdateRegistry AutoUpdate = "registry" // a newer digest in the registry
+	AutoUpdateLocal    AutoUpdate = "local"    // a newer local image of the same name
+)
+
+// Notify is Quadlet's Notify=: how the container says it is ready.
+type Notify string
+
+const (
+	NotifyNo      Notify = ""        // Notify=no or absent: lazypod serve's default probe
+	NotifyYes     Notify = "yes"     // Notify=yes: the container sends READY=1 (probe notify)
+	NotifyHealthy Notify = "healthy" // Notify=healthy: the image's healthcheck passes (probe healthcheck)
+)
+
+// Network is the kind of socket a Listener is.
+type Network string
+
+const (
+	NetworkTCP  Network = "tcp"  // ListenStream= on an IP address and port
+	NetworkUDP  Network = "udp"  // ListenDatagram=
+	NetworkUnix Network = "unix" // ListenStream= on a path
+)
+
+// Listener is one socket systemd listens on for the service.
+type Listener struct {
+	Network Network
+	// Address is the value of ListenStream= or ListenDatagram=:
+	// "8080" (every address), "127.0.0.1:8080", "[::1]:8080" or
+	// "/run/app.sock".
+	Address string
+	Port    uint16 // the container port it forwards to
+}
+
+// FDName is the listener's FileDescriptorName=: "tcp-PORT" for TCP and
+// unix listeners, "udp-PORT" for UDP ones.
+func (l Listener) FDName() string {
+	proto := "tcp"
+	if l.Network == NetworkUDP {
+		proto = "udp"
+	}
+	return proto + "-" + strconv.Itoa(int(l.Port))
+}
+
+// proto is the container port's protocol, as lazypod serve's --port.
+func (l Listener) proto() string {
+	if l.Network == NetworkUDP {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// Probe is the readiness probe lazypod serve runs, as its --ready value:
+// Ready if set, else exec:HealthCmd, else healthcheck for Notify=healthy
+// or notify for Notify=yes. "" leaves lazypod serve's default (tcp, or
+// none when every port is UDP).
+func (d *Definition) Probe() string {
+	switch {
+	case d.Ready != "":
+		return d.Ready
+	case d.HealthCmd != "":
+		return "exec:" + d.HealthCmd
+	case d.Notify == NotifyHealthy:
+		return "healthcheck"
+	case d.Notify == NotifyYes:
+		return "notify"
+	}
+	return ""
+}
+
+// Error is a problem in a definition file, found by Parse or Render.
+type Error struct {
+	Path    string
+	Line    int    // 0 when the problem has no one line, such as a missing key
+	Section string // "" when the problem is in no section
+	Key     string // "" for a section header or a whole-file problem
+	Value   string
+	Msg     string // what is wrong: how to fix it
+}
+
+// Error returns one line: "PATH:LINE: [Section] Key=VALUE: what is wrong:
+// how to fix it".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(oneLine(e.Path))
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	if e.Section != "" || e.Key != "" {
+		b.WriteString(":")
+	}
+	if e.Section != "" {
+		b.WriteString(" [" + oneLine(e.Section) + "]")
+	}
+	if e.Key != "" {
+		b.WriteString(" " + oneLine(e.Key) + "=" + oneLine(e.Value))
+	}
+	b.WriteString(": " + oneLine(e.Msg))
+	return b.String()
+}
+
+// oneLine returns s, quoted when it holds control characters or is not
+// valid UTF-8, so that an error stays on one line.
+func oneLine(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\uFFFD' || r == '\u2028' || r == '\u2029' || r == '\u0085' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}

@@ -1,0 +1,200 @@
+package units
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// goldenCases are the definitions in testdata rendered into
+// testdata/golden/NAME: every definition as system units, and some as
+// user units too.
+var goldenCases = []struct {
+	name, file string
+	user       bool
+}{
+	{"minimal", "minimal.lazypod", false},
+	{"minimal-user", "minimal.lazypod", true},
+	{"full", "full.lazypod", false},
+	{"full-user", "full.lazypod", true},
+	{"mixed", "mixed.lazypod", false},
+	{"mixed-user", "mixed.lazypod", true},
+	{"passthrough", "passthrough.lazypod", false},
+	{"quoting", "quoting.lazypod", false},
+}
+
+func renderFile(t *testing.T, file string, o RenderOptions) []File {
+	t.Helper()
+	d, err := ParseFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatalf("ParseFile: %v", err)
+	}
+	files, err := Render(d, o)
+	if err != nil {
+		t.Fatalf("Render: %v", err)
+	}
+	return files
+}
+
+func TestRenderGolden(t *testing.T) {
+	for _, tc := range goldenCases {
+		t.Run(tc.name, func(t *testing.T) {
+			files := renderFile(t, tc.file, RenderOptions{Binary: "/usr/local/bin/lazypod", User: tc.user})
+			dir := filepath.Join("testdata", "golden", tc.name)
+			if *update {
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range files {
+					if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Content), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatalf("reading golden files (run go test -update to write them): %v", err)
+			}
+			var want, got []string
+			for _, e := range entries {
+				want = append(want, e.Name())
+			}
+			for _, f := range files {
+				got = append(got, f.Name)
+				golden, err := os.ReadFile(filepath.Join(dir, f.Name))
+				if err != nil {
+					continue // reported by the names' comparison
+				}
+				if f.Content != string(golden) {
+					t.Errorf("%s differs from %s (run go test -update if the change is meant):\ngot:\n%s\nwant:\n%s", f.Name, dir, f.Content, golden)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("got files %q; want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestRenderStable renders twice: same output, sorted by name.
+func TestRenderStable(t *testing.T) {
+	o := RenderOptions{Binary: "/usr/local/bin/lazypod"}
+	a := renderFile(t, "mixed.lazypod", o)
+	b := renderFile(t, "mixed.lazypod", o)
+	if !slices.Equal(a, b) {
+		t.Errorf("two renders differ")
+	}
+	if !slices.IsSortedFunc(a, func(x, y File) int { return strings.Compare(x.Name, y.Name) }) {
+		t.Errorf("files not sorted by name")
+	}
+}
+
+func TestRenderUnits(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		o    RenderOptions
+		file string
+		want []string // lines the file must hold, ExecStart= ones without " \\"
+		not  []string // lines it must not
+	}{
+		{"stop timeout", base + "[Lazypod]\nStopTimeout=1500ms\n", RenderOptions{}, "web.service",
+			[]string{"TimeoutStopSec=33s"}, nil},
+		{"default stop timeout", base, RenderOptions{}, "web.service", []string{"TimeoutStopSec=50s"}, nil},
+		{"huge stop timeout", base + "[Lazypod]\nStopTimeout=2000000h\n", RenderOptions{}, "web.service",
+			[]string{"TimeoutStopSec=infinity"}, nil},
+		{"odd stop timeout", base + "[Lazypod]\nStopTimeout=1234567us\n", RenderOptions{}, "web.service",
+			[]string{"TimeoutStopSec=32470ms", "\t--stop-timeout 1.234567s"}, nil},
+		{"user podman socket", base, RenderOptions{User: true}, "web.service",
+			[]string{"Wants=podman.socket", "After=podman.socket", "\t--podman-url unix://%t/podman/podman.sock", "NoNewPrivileges=yes"},
+			[]string{"Requires=podman.socket", "ProtectSystem=strict"}},
+		{"system podman socket", base, RenderOptions{}, "web.service",
+			[]string{"Wants=podman.socket", "\t--podman-url unix:///run/podman/podman.sock", "ProtectSystem=strict", "CapabilityBoundingSet="}, []string{"Requires=podman.socket"}},
+		{"own podman URL", base + "[Lazypod]\nPodmanURL=unix:///srv/100%/podman.sock\n", RenderOptions{}, "web.service",
+			[]string{"\t--podman-url unix:///srv/100%%/podman.sock"}, []string{"Requires=podman.socket", "After=podman.socket"}},
+		{"unix path with percent", base + "[Lazypod]\nListenUnix=/run/100%/web.sock:81\n", RenderOptions{}, "web-tcp-81.socket",
+			[]string{"ListenStream=/run/100%%/web.sock", "FileDescriptorName=tcp-81", "Service=web.service"}, nil},
+		{"first socket is NAME.socket", base, RenderOptions{}, "web.socket",
+			[]string{"ListenStream=8080", "FileDescriptorName=tcp-80", "WantedBy=sockets.target"}, []string{"Service=web.service"}},
+		{"several sockets", base + "PublishPort=53:53/udp\n", RenderOptions{}, "web.service",
+			[]string{"Requires=web.socket web-udp-53.socket", "Sockets=web.socket web-udp-53.socket"}, nil},
+		{"one socket needs no Sockets=", base, RenderOptions{}, "web.service", nil, []string{"Sockets=web.socket"}},
+		{"own Description", base + "[Unit]\nDescription=Web\n", RenderOptions{}, "web.service",
+			[]string{"Description=Web"}, []string{"Description=web: docker.io/library/nginx:latest on demand (lazypod)"}},
+		{"update service", "[Container]\nImage=docker.io/library/nginx:latest\nContainerName=nginx\nPublishPort=80:80\nAutoUpdate=registry\n",
+			RenderOptions{Binary: "/opt/lazy pod/lazypod"}, "web-update.service",
+			[]string{`ExecStart="/opt/lazy pod/lazypod" update --podman-url unix:///run/podman/podman.sock nginx`, "Type=oneshot", "StateDirectory=lazypod"}, nil},
+		{"update timer", base + "AutoUpdate=local\n", RenderOptions{}, "web-update.timer",
+			[]string{"OnCalendar=daily", "RandomizedDelaySec=900", "Persistent=true", "WantedBy=timers.target"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := parseString(t, tt.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.o.Binary == "" {
+				tt.o.Binary = "/usr/local/bin/lazypod"
+			}
+			files, err := Render(d, tt.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(files, func(f File) bool { return f.Name == tt.file })
+			if i < 0 {
+				t.Fatalf("no %s among %v", tt.file, files)
+			}
+			// ExecStart= lines compare without their continuation.
+			var lines []string
+			for l := range strings.SplitSeq(files[i].Content, "\n") {
+				lines = append(lines, strings.TrimSuffix(l, " \\"))
+			}
+			for _, w := range tt.want {
+				if !slices.Contains(lines, w) {
+					t.Errorf("%s:\n%s\nwant the line %q", tt.file, files[i].Content, w)
+				}
+			}
+			for _, n := range tt.not {
+				if slices.Contains(lines, n) {
+					t.Errorf("%s:\n%s\nwant no line %q", tt.file, files[i].Content, n)
+				}
+			}
+		})
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	d, err := parseString(t, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{"", "lazypod", "/usr/bin/lazy\npod"} {
+		if _, err := Render(d, RenderOptions{Binary: bin}); err == nil {
+			t.Errorf("Render with Binary %q: no error; want one", bin)
+		}
+	}
+	if _, err := Render(&Definition{Name: "web"}, RenderOptions{Binary: "/bin/true"}); !errors.Is(err, errIncomplete) {
+		t.Errorf("Render of an empty definition: got %v; want %v", err, errIncomplete)
+	}
+	long, err := Parse("/etc/"+strings.Repeat("w", 40)+".lazypod", strings.NewReader(base+"ContainerName="+strings.Repeat("c", 40)+"\nNotify=yes\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Render(long, RenderOptions{Binary: "/bin/true"}); err != nil {
+		t.Errorf("Render of system units with an 99-byte notify socket path: %v", err)
+	}
+	_, err = Render(long, RenderOptions{Binary: "/bin/true", User: true})
+	const want = "ContainerName=" // the key to change
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "notify probe's socket path") {
+		t.Errorf("Render of user units with a long notify socket path: got %v; want an error naming %s", err, want)
+	}
+}
