@@ -8,7 +8,7 @@ GO ?= go
 TAGS := remote exclude_graphdriver_btrfs containers_image_openpgp
 export LAZYPOD_GO_TAGS := $(TAGS)
 
-.PHONY: all build deps test demo clean help
+.PHONY: all build deps test demo bench soak clean help
 
 all: build
 
@@ -18,6 +18,10 @@ help:
 	@echo "             build the test images, go vet, go test -race; stops Podman afterwards"
 	@echo "             (TEST_TIMEOUT=20m, PKGS=./..., GOTESTFLAGS=\"-run X -v\")"
 	@echo "make demo    run the demo server behind lazypod on http://127.0.0.1:8080/ (DEMO_PORT=8080)"
+	@echo "make bench   benchmarks against direct and systemd-socket-proxyd with a private Podman in"
+	@echo "             build/bench-podman; writes BENCHMARKS.md and docs/bench.png (ROUNDS=5)"
+	@echo "make soak    the heavy fault-injection variants (LAZYPOD_SOAK=1) and every fuzzer for"
+	@echo "             FUZZTIME (3m) each; the figures go in RELIABILITY.md"
 	@echo "make deps    install the Debian packages that tests and the demo need, if missing"
 	@echo "make clean   stop private Podmans and remove build/ (cached images too)"
 
@@ -33,6 +37,12 @@ test: deps build
 
 demo: deps build
 	@scripts/demo.sh
+
+bench: deps build
+	@scripts/bench.sh
+
+soak: deps build
+	@scripts/soak.sh
 
 clean:
 	@scripts/podman-service.sh stop build/podman

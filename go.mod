@@ -9,6 +9,7 @@ require (
 	go.podman.io/common v0.67.1
 	go.podman.io/image/v5 v5.39.2
 	golang.org/x/sync v0.24.0
+	golang.org/x/sys v0.46.0
 )
 
 require (
@@ -108,7 +109,6 @@ require (
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/crypto v0.53.0 // indirect
 	golang.org/x/net v0.55.0 // indirect
-	golang.org/x/sys v0.46.0 // indirect
 	golang.org/x/term v0.44.0 // indirect
 	golang.org/x/text v0.38.0 // indirect
 	golang.org/x/time v0.11.0 // indirect

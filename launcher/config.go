@@ -120,7 +120,7 @@ type Config struct {
 	// DefaultPullTimeout.
 	PullTimeout time.Duration
 	// RuntimeDir is the host directory where the notify probe's socket is
-	// made, as RuntimeDir/NAME.notify; it is created 0700 if missing.
+	// made, as RuntimeDir/NAME.notify; it is made 0700 (created if missing).
 	// Keep it short: a socket path has at most 107 bytes. Required only
 	// for the notify probe.
 	RuntimeDir string

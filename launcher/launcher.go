@@ -278,9 +278,11 @@ func (l *Launcher) endStart(ctx context.Context, r *startResult, err error) erro
 		}
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			// Cancellation by Stop or by Run's end is not the
-			// container's fault; anything else counts for the backoff.
+		if ctx.Err() == nil && !errors.Is(err, ErrNoPodman) && !errors.Is(err, errChoosing) {
+			// Cancellation by Stop or by Run's end, an unreachable
+			// Podman API and a Swapper that could not choose are not
+			// the container's fault, and the next connection should
+			// try again at once; anything else counts for the backoff.
 			l.noteFailure(time.Now())
 		}
 		l.setState(StateStopped)

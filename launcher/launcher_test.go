@@ -5,9 +5,11 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -965,10 +967,48 @@ func TestDefaultTCPProbeThroughDialSeam(t *testing.T) {
 		if len(dialed) != 3 || dialed[2] != "tcp "+addr {
 			t.Errorf("dials: got %q; want 3, the last to tcp %s", dialed, addr)
 		}
-		// Two refusals (5ms, then 7.5ms apart), then a connection held
-		// open for tcpSettle.
-		if got, want := l.LastColdStart(), 12500*time.Microsecond+tcpSettle; got != want {
+		// Two failures that are not ECONNREFUSED (2ms, then 3ms apart),
+		// then a connection held open for tcpSettle.
+		if got, want := l.LastColdStart(), 5*time.Millisecond+tcpSettle; got != want {
 			t.Errorf("LastColdStart: got %s; want %s", got, want)
+		}
+	})
+}
+
+// TestTCPProbeNoSettleAfterRefused: once a connect was refused, nothing
+// but the service itself can accept (no port forwarder answers for the
+// container), so the next connection that succeeds means ready at once,
+// without tcpSettle.
+func TestTCPProbeNoSettleAfterRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeRuntime()
+		var mu sync.Mutex
+		dials := 0
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		cfg := testConfig(t, f)
+		cfg.Ready = Probe{}
+		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			dials++
+			if dials < 3 {
+				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+			}
+			c, server := net.Pipe()
+			held = append(held, server)
+			return c, nil
+		}
+		l := runLauncher(t, cfg)
+		if err := l.Start(t.Context()); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if got, want := l.LastColdStart(), 5*time.Millisecond; got != want {
+			t.Errorf("LastColdStart: got %s; want %s (two refusals 2ms and 3ms apart, no settle)", got, want)
 		}
 	})
 }

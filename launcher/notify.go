@@ -20,11 +20,18 @@ type notifySocket struct {
 }
 
 // listenNotify makes the socket at path, replacing a stale one. Its
-// directory is created 0700 if missing; the socket itself is 0666 so a
+// directory is made 0700 (created if missing); the socket itself is 0666 so a
 // container user of any UID can send to it.
 func listenNotify(path string) (*notifySocket, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("making notify socket directory: %w", err)
+	}
+	// The socket itself is 0666 (see above), so the directory is what
+	// keeps other local users from sending READY=1: systemd makes a
+	// RuntimeDirectory= 0755.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("making notify socket directory private: %w", err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("removing stale notify socket: %w", err)

@@ -90,13 +90,22 @@ type probeTarget struct {
 	addrs   map[ContainerPort]string // host address of each published port
 	tcpAddr string                   // host address of the first tcp port
 	notify  *notifySocket            // open for the notify probe
+	// refused is set once a tcp probe's connect was refused: then no
+	// port forwarder answers for the container (rootful Podman's ports
+	// are kernel NAT), so a connection that is accepted reached the
+	// service itself and needs no tcpSettle.
+	refused bool
 }
 
 // probeOnce runs one attempt of probe p: nil means ready.
 func (l *Launcher) probeOnce(ctx context.Context, p Probe, t probeTarget) error {
 	switch p.Kind {
 	case ProbeTCP:
-		return probeTCP(ctx, l.dial, t.tcpAddr)
+		settle := tcpSettle
+		if t.refused {
+			settle = 0
+		}
+		return probeTCP(ctx, l.dial, t.tcpAddr, settle)
 	case ProbeHTTP:
 		return probeHTTP(ctx, l.http, t.tcpAddr, p.Arg)
 	case ProbeExec:
@@ -125,15 +134,19 @@ func (l *Launcher) probeOnce(ctx context.Context, p Probe, t probeTarget) error 
 }
 
 // probeTCP connects to addr. A connection that is still open after
-// tcpSettle, or that yields a byte, means ready; one closed or reset at once
-// means a port forwarder with nothing behind it.
-func probeTCP(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string) error {
+// settle, or that yields a byte, means ready; one closed or reset at once
+// means a port forwarder with nothing behind it. With settle zero, the
+// connect alone means ready.
+func probeTCP(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, settle time.Duration) error {
 	c, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.SetReadDeadline(time.Now().Add(tcpSettle)); err != nil {
+	if settle <= 0 {
+		return nil
+	}
+	if err := c.SetReadDeadline(time.Now().Add(settle)); err != nil {
 		return err
 	}
 	var b [1]byte

@@ -170,7 +170,7 @@ func TestProbeTCP(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
-			err := probeTCP(ctx, (&net.Dialer{}).DialContext, tt.addr(t))
+			err := probeTCP(ctx, (&net.Dialer{}).DialContext, tt.addr(t), tcpSettle)
 			if got := err == nil; got != tt.wantReady {
 				t.Errorf("probeTCP: got ready %v (%v); want %v", got, err, tt.wantReady)
 			}

@@ -7,13 +7,14 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // Probe loop timing: poll tightly at first, since cold-start latency is
 // what people measure, then back off to probeMaxInterval.
 const (
-	probeMinInterval = 5 * time.Millisecond
+	probeMinInterval = 2 * time.Millisecond
 	probeMaxInterval = 100 * time.Millisecond
 	probeMaxAttempt  = 5 * time.Second // bound on one probe attempt
 	// A local connect is accepted or refused at once; one that hangs
@@ -83,7 +84,7 @@ func (l *Launcher) start(ctx context.Context, gen uint64, img attempt, began tim
 			log.Warn("recreating container: a host port is taken", "err", err)
 			l.status("recreating container %s: a host port is taken", l.cfg.Name)
 			var id string
-			if id, err = l.recreate(rctx, info.ID, img.ref); err == nil {
+			if id, err = l.recreate(rctx, info.ID, &img); err == nil {
 				info.ID = id
 				log = l.log.With("container", shortID(id))
 				err = l.launch(rctx, id)
@@ -128,11 +129,11 @@ func isAddrInUse(err error) bool {
 
 // recreate removes container id and creates it anew from image ref,
 // returning the new ID.
-func (l *Launcher) recreate(ctx context.Context, id, ref string) (string, error) {
+func (l *Launcher) recreate(ctx context.Context, id string, img *attempt) (string, error) {
 	if err := l.remove(ctx, id); err != nil {
 		return "", err
 	}
-	return l.create(ctx, ref)
+	return l.create(ctx, img)
 }
 
 // remove removes container id, stopping it first if it runs.
@@ -146,14 +147,18 @@ func (l *Launcher) remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// create creates the configured container from image ref and returns its
-// ID. Its hash label stays the configured spec's: a container of another
-// image differs in its image, not its settings.
-func (l *Launcher) create(ctx context.Context, ref string) (string, error) {
-	l.log.Info("creating container", "image", shortImage(ref))
+// create creates the configured container from img (resolving what to
+// create it from, if chosenImage left that open) and returns its ID. Its
+// hash label stays the configured spec's: a container of another image
+// differs in its image, not its settings.
+func (l *Launcher) create(ctx context.Context, img *attempt) (string, error) {
+	if err := l.resolveRef(ctx, img); err != nil {
+		return "", err
+	}
+	l.log.Info("creating container", "image", shortImage(img.ref))
 	l.status("creating container %s", l.cfg.Name)
 	spec := l.spec
-	spec.Image = ref
+	spec.Image = img.ref
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	id, err := l.rt.Create(cctx, spec)
@@ -265,7 +270,7 @@ func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerI
 			return ContainerInfo{}, fmt.Errorf("replacing outdated container: %w", err)
 		}
 	}
-	id, err := l.create(ctx, img.ref)
+	id, err := l.create(ctx, &img)
 	if err != nil {
 		return ContainerInfo{}, err
 	}
@@ -327,6 +332,9 @@ func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) e
 		actx, cancel := context.WithTimeout(ctx, limit)
 		err := l.probeOnce(actx, p, t)
 		cancel()
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			t.refused = true
+		}
 		if err == nil {
 			l.log.Debug("probe passed", "probe", p.String(), "attempts", attempt)
 			return nil

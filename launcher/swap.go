@@ -42,6 +42,9 @@ type Deployment struct {
 	ColdStart  time.Duration // from stopped to ready, both attempts included
 }
 
+// errChoosing marks a start that failed in Swapper.Choose.
+var errChoosing = errors.New("choosing image")
+
 // startChosen runs a start with the image the Swapper chooses, if there
 // is one, rolling back to its fallback within the same start if the
 // chosen image fails to start.
@@ -65,9 +68,9 @@ func (l *Launcher) startChosen(ctx context.Context, gen uint64) (*startResult, e
 	choice, err := l.cfg.Swapper.Choose(cctx)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("choosing image: %w", causeOf(ctx, err))
+		return nil, fmt.Errorf("%w: %w", errChoosing, causeOf(ctx, err))
 	}
-	img, err := l.chosenImage(ctx, choice.Image)
+	img, err := l.chosenImage(ctx, choice.Image, false)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +94,7 @@ func (l *Launcher) rollback(ctx context.Context, gen uint64, failed, fallback st
 	l.log.Warn("rolling back", "image", shortImage(failed), "fallback", shortImage(fallback), "err", reason)
 	l.status("rolling back container %s to image %s: %v", l.cfg.Name, shortImage(fallback), reason)
 	l.swapperFailed(ctx, failed, reason)
-	img, err := l.chosenImage(ctx, fallback)
+	img, err := l.chosenImage(ctx, fallback, true)
 	var r *startResult
 	if err == nil {
 		r, err = l.start(ctx, gen, img, began)
@@ -113,9 +116,18 @@ func (l *Launcher) rollback(ctx context.Context, gen uint64, failed, fallback st
 // the Swapper chose; if empty, the configured image, pulled if missing.
 // The container is created by Config.Image's name if that names the
 // chosen image, else by the image's ID. A chosen image is never pulled.
-func (l *Launcher) chosenImage(ctx context.Context, image string) (attempt, error) {
+//
+// Unless verify, an image ID (what a Swapper normally chooses, having just
+// checked it exists) is taken as it is: the image is inspected only if a
+// container must be created from it (see resolveRef), which keeps image
+// inspects, slow in Podman, off the path of a start that reuses its
+// container.
+func (l *Launcher) chosenImage(ctx context.Context, image string, verify bool) (attempt, error) {
 	if image == "" {
 		return l.ensureImage(ctx)
+	}
+	if !verify && isImageID(image) {
+		return attempt{id: image}, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
@@ -135,6 +147,29 @@ func (l *Launcher) chosenImage(ctx context.Context, image string) (attempt, erro
 		ref = l.cfg.Image
 	}
 	return attempt{ref: ref, id: id}, nil
+}
+
+// resolveRef fills in img.ref, what to create the container from, for an
+// attempt chosenImage did not inspect: Config.Image if that names img.id,
+// else the ID. It fails with ErrImageNotFound if img.id is not in local
+// storage.
+func (l *Launcher) resolveRef(ctx context.Context, img *attempt) error {
+	if img.ref != "" {
+		return nil
+	}
+	r, err := l.chosenImage(ctx, img.id, true)
+	if err != nil {
+		return err
+	}
+	img.ref = r.ref
+	return nil
+}
+
+// isImageID reports whether s is a full image ID, 64 hex digits with or
+// without "sha256:".
+func isImageID(s string) bool {
+	h := strings.TrimPrefix(s, "sha256:")
+	return len(h) == 64 && strings.Trim(h, "0123456789abcdef") == ""
 }
 
 // waitSwapper waits until the Swapper calls made before this start (the

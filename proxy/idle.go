@@ -214,11 +214,15 @@ func (s *Server) waitStreams(done chan<- struct{}) {
 // statusLine describes the present state for a person.
 func (s *Server) statusLine() string {
 	n := s.Flows()
+	full := ""
+	if s.atCap.Load() > 0 {
+		full = "; at the connection limit, new connections wait"
+	}
 	switch {
 	case n == 1:
-		return "serving 1 connection"
+		return "serving 1 connection" + full
 	case n > 1:
-		return fmt.Sprintf("serving %d connections", n)
+		return fmt.Sprintf("serving %d connections", n) + full
 	}
 	at, armed := s.idleDeadline()
 	switch {

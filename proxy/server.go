@@ -28,6 +28,9 @@ const (
 	// that is still coming up.
 	dialRetryInterval = 15 * time.Millisecond
 
+	// dialAttemptTimeout bounds one connect to the backend.
+	dialAttemptTimeout = time.Second
+
 	// Accept and read errors that may go away (EMFILE, ENFILE, ...) are
 	// retried after a pause that doubles from acceptBackoffMin up to
 	// acceptBackoffMax.
@@ -107,6 +110,40 @@ type Server struct {
 	// before it is reaped. If zero or negative, DefaultUDPFlowTimeout.
 	UDPFlowTimeout time.Duration
 
+	// MaxConnections caps the open stream flows, across all stream routes,
+	// from accept to close (a flow held while the backend starts counts).
+	// At the cap the Server stops calling Accept: new connections wait in
+	// the kernel's listen backlog, none is accepted and then closed or
+	// reset, and the first waiting one is accepted as soon as a flow ends.
+	// A full backlog (the listener's, systemd's Backlog=, at most
+	// net.core.somaxconn) makes the kernel drop further SYNs, which
+	// clients retry. If zero, DefaultMaxConnections(), sized to the file
+	// descriptor limit: a connected TCP flow holds six descriptors, its
+	// two sockets and a splice(2) pipe for each direction (two without
+	// splice, as between other conn types). If negative, no cap.
+	//
+	// Each stream route's accept loop checks the count before it waits in
+	// Accept, so with several stream routes the count can pass the cap by
+	// up to one less than their number (no route waits while another's
+	// loop sits idle). UDP flows are not counted: the read loop cannot
+	// pause for one client without pausing all of them. Each holds one
+	// descriptor, its socket to the backend; when descriptors run out its
+	// datagrams are dropped and the failure logged.
+	MaxConnections int
+
+	// FlowIdleTimeout closes a TCP stream flow that has moved no byte
+	// either way for this long, counted from when it was connected to the
+	// backend (ReadyTimeout covers the wait before), and logs why. Bytes
+	// in either direction keep the flow open: a long download or upload
+	// is active. Nothing is added to the copy path: one goroutine reads
+	// the kernel's TCP_INFO (the last data sent and received on the
+	// client's socket) every quarter of FlowIdleTimeout (at least 10ms
+	// apart, at most 10s), so a flow is closed up to that much after the
+	// timeout. Flows from unix-socket listeners are never closed for being
+	// idle, nor are UDP flows (UDPFlowTimeout covers those). If zero or
+	// negative, flows are never closed for being idle.
+	FlowIdleTimeout time.Duration
+
 	// StopTimeout is how long Backend.Stop may take. If zero or negative,
 	// DefaultStopTimeout. It should exceed the backend's own stop time
 	// (a container's stop timeout and then some).
@@ -137,6 +174,19 @@ type Server struct {
 
 	// base is the origin of the UDP flows' activity clocks.
 	base time.Time
+
+	// maxConns is MaxConnections with its default applied; 0 means no
+	// cap. streams (under mu) counts the open stream flows; slotFreed
+	// (under mu) is closed and replaced when streams drops below maxConns.
+	maxConns  int
+	streams   int
+	slotFreed chan struct{}
+	atCap     atomic.Int32 // accept loops waiting for streams < maxConns
+	capLogged atomic.Int64 // when the cap was last logged, in Unix ns
+
+	// watched are the TCP flows the idle reaper looks at.
+	watchMu sync.Mutex
+	watched map[*watchedFlow]struct{}
 
 	routes   []*route
 	loopStop chan struct{}  // closed to stop the accept and read loops
@@ -187,16 +237,28 @@ func (s *Server) Run(ctx context.Context) error {
 	now := time.Now()
 	s.mu.Lock()
 	s.open, s.accepted, s.zeroSince = 0, 0, now
+	s.streams, s.slotFreed = 0, make(chan struct{})
 	s.kick = make(chan struct{}, 1)
 	s.mu.Unlock()
 	s.base = now
 	s.running.Store(false)
 	s.routes = routes
 	s.loopErr = make(chan error, len(routes))
+	s.maxConns = s.maxConnections()
+	s.watched = make(map[*watchedFlow]struct{})
 
 	// Flows outlive ctx by up to DrainTimeout; flowCtx ends them.
 	flowCtx, cancelFlows := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelFlows()
+
+	if d := s.FlowIdleTimeout; d > 0 {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go s.reapIdleFlows(d, stop, done)
+		defer func() {
+			close(stop)
+			<-done
+		}()
+	}
 
 	s.startLoops(flowCtx)
 	return s.supervise(ctx, flowCtx, cancelFlows)
@@ -299,11 +361,15 @@ func (s *Server) loopFailed(err error) {
 	}
 }
 
-// flowBegin counts a flow as open.
-func (s *Server) flowBegin() {
+// flowBegin counts a flow as open; stream flows count against
+// MaxConnections.
+func (s *Server) flowBegin(stream bool) {
 	s.mu.Lock()
 	s.open++
 	s.accepted++
+	if stream {
+		s.streams++
+	}
 	first := s.open == 1
 	s.mu.Unlock()
 	if first {
@@ -312,12 +378,20 @@ func (s *Server) flowBegin() {
 }
 
 // flowEnd counts a flow as closed.
-func (s *Server) flowEnd() {
+func (s *Server) flowEnd(stream bool) {
 	s.mu.Lock()
 	s.open--
 	last := s.open == 0
 	if last {
 		s.zeroSince = time.Now()
+	}
+	if stream {
+		s.streams--
+		if s.streams == s.maxConns-1 {
+			// Wake the accept loops waiting at the cap.
+			close(s.slotFreed)
+			s.slotFreed = make(chan struct{})
+		}
 	}
 	s.mu.Unlock()
 	if last {
@@ -371,7 +445,14 @@ func (s *Server) connectBackend(ctx context.Context, network, route string) (net
 		if err == nil {
 			step = stepDial
 			var c net.Conn
-			if c, err = s.dialBackend(ctx, network, addr); err == nil {
+			// A backend that died since (its address gone or changed)
+			// ends the dial's retries: start it again instead of
+			// knocking on a dead port.
+			moved := func() bool {
+				a, err := s.Backend.Addr(route)
+				return err != nil || a != addr
+			}
+			if c, err = s.dialBackend(ctx, network, addr, moved); err == nil {
 				return c, 0, nil
 			}
 		}
@@ -408,8 +489,11 @@ func (s *Server) stopBackend(ctx context.Context) error {
 }
 
 // dialBackend dials addr, retrying for up to DialTimeout while the backend
-// refuses connections.
-func (s *Server) dialBackend(ctx context.Context, network, addr string) (net.Conn, error) {
+// refuses connections, unless moved reports that the backend's address is
+// no longer addr. Each attempt is bounded by dialAttemptTimeout: a
+// connect on loopback is answered at once, and one that hangs is better
+// tried afresh.
+func (s *Server) dialBackend(ctx context.Context, network, addr string, moved func() bool) (net.Conn, error) {
 	limit := s.dialTimeout()
 	if limit < 0 {
 		c, err := s.dial(ctx, network, addr)
@@ -422,12 +506,18 @@ func (s *Server) dialBackend(ctx context.Context, network, addr string) (net.Con
 	defer cancel()
 	var t *time.Timer
 	for {
-		c, err := s.dial(ctx, network, addr)
+		actx, acancel := context.WithTimeout(ctx, dialAttemptTimeout)
+		c, err := s.dial(actx, network, addr)
+		acancel()
 		if err == nil {
 			return c, nil
 		}
-		if !errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil {
+		retry := errors.Is(err, syscall.ECONNREFUSED) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
+		if !retry || ctx.Err() != nil {
 			return nil, fmt.Errorf("dialing backend %s: %w", addr, err)
+		}
+		if moved != nil && moved() {
+			return nil, fmt.Errorf("dialing backend %s: backend gone meanwhile: %w", addr, err)
 		}
 		if t == nil {
 			t = time.NewTimer(dialRetryInterval)

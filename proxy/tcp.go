@@ -23,12 +23,15 @@ func (s *Server) acceptLoop(ctx context.Context, rt *route, stop <-chan struct{}
 	defer s.loopWG.Done()
 	var delay time.Duration
 	for {
+		if !s.waitSlot(rt, stop) {
+			return
+		}
 		c, err := rt.ln.Accept()
 		if err == nil {
 			delay = 0
 			// Counted from here, so an exit decision that waits for this
-			// loop sees it.
-			s.flowBegin()
+			// loop, and waitSlot, see it.
+			s.flowBegin(true)
 			s.flowWG.Add(1)
 			s.streamWG.Add(1)
 			go s.serveConn(ctx, rt, c)
@@ -56,7 +59,7 @@ func (s *Server) acceptLoop(ctx context.Context, rt *route, stop <-chan struct{}
 func (s *Server) serveConn(ctx context.Context, rt *route, c net.Conn) {
 	defer s.flowWG.Done()
 	defer s.streamWG.Done()
-	defer s.flowEnd()
+	defer s.flowEnd(true) // once both sockets are closed
 	defer c.Close()
 	defer context.AfterFunc(ctx, func() { c.Close() })()
 
@@ -67,6 +70,9 @@ func (s *Server) serveConn(ctx context.Context, rt *route, c net.Conn) {
 	}
 	defer bc.Close()
 	defer context.AfterFunc(ctx, func() { bc.Close() })()
+	if f := s.watchFlow(rt, c, bc); f != nil {
+		defer s.unwatchFlow(f)
+	}
 
 	done := make(chan struct{})
 	go copyHalf(bc, c, done)

@@ -126,7 +126,7 @@ func (s *Server) udpFlowFor(ctx context.Context, rt *route, ap netip.AddrPort, a
 		f.key = key
 		rt.byName[key] = f
 	}
-	s.flowBegin()
+	s.flowBegin(false)
 	s.flowWG.Add(1)
 	go s.serveUDPFlow(ctx, f)
 	return f
@@ -158,7 +158,7 @@ func (f *udpFlow) send(b []byte) {
 // ends.
 func (s *Server) serveUDPFlow(ctx context.Context, f *udpFlow) {
 	defer s.flowWG.Done()
-	defer s.flowEnd()
+	defer s.flowEnd(false)
 
 	c, step, err := s.connectBackend(ctx, "udp", f.rt.name)
 	if err != nil {

@@ -30,7 +30,9 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	# Quiet on success: go test's summary must stay the last lines of the output.
-	# A test killed mid-run (go test's timeout) may leave its systemd-nspawn machine running.
+	# A test killed mid-run (go test's timeout) may leave the rootless Podman of
+	# TestSecurityRootless, or its systemd-nspawn machine, running.
+	scripts/rootless.sh stop >/dev/null 2>&1 || warn "stopping the rootless Podman failed"
 	local pidfile
 	for pidfile in build/machine/*.pid; do
 		[ -e "$pidfile" ] || continue

@@ -35,19 +35,25 @@ type Definition struct {
 
 	// [Lazypod]: lazypod serve's own settings. A nil pointer or a zero
 	// value leaves lazypod serve's default.
-	Ready          string         // Ready=: the probe as written; see Probe
-	ReadyTimeout   *time.Duration // ReadyTimeout=
-	IdleTimeout    *time.Duration // IdleTimeout=: 0 never stops the container
-	StopTimeout    *time.Duration // StopTimeout=
-	UDPTimeout     *time.Duration // UDPTimeout=
-	ExitOnIdle     *bool          // ExitOnIdle=
-	RollbackWindow *time.Duration // RollbackWindow=: only with AutoUpdate
-	UpdateInterval *time.Duration // UpdateInterval=: only with AutoUpdate
-	AuthFile       string         // AuthFile=
-	TLSVerify      *bool          // TLSVerify=
-	CPUs           float64        // CPUs=: 0 for no limit
-	LogLevel       string         // LogLevel=: debug, info, warn or error
-	PodmanURL      string         // PodmanURL=: "" for the system socket, or the user's with RenderOptions.User
+	Ready        string         // Ready=: the probe as written; see Probe
+	ReadyTimeout *time.Duration // ReadyTimeout=
+	IdleTimeout  *time.Duration // IdleTimeout=: 0 never stops the container
+	StopTimeout  *time.Duration // StopTimeout=
+	UDPTimeout   *time.Duration // UDPTimeout=
+	// MaxConnections caps open TCP connections (MaxConnections=); 0
+	// means lazypod's default, sized to the open-file limit; -1 no cap.
+	MaxConnections int
+	// FlowIdleTimeout closes a TCP connection idle either way this long
+	// (FlowIdleTimeout=).
+	FlowIdleTimeout *time.Duration
+	ExitOnIdle      *bool          // ExitOnIdle=
+	RollbackWindow  *time.Duration // RollbackWindow=: only with AutoUpdate
+	UpdateInterval  *time.Duration // UpdateInterval=: only with AutoUpdate
+	AuthFile        string         // AuthFile=
+	TLSVerify       *bool          // TLSVerify=
+	CPUs            float64        // CPUs=: 0 for no limit
+	LogLevel        string         // LogLevel=: debug, info, warn or error
+	PodmanURL       string         // PodmanURL=: "" for the system socket, or the user's with RenderOptions.User
 
 	// Passthrough holds the [Unit], [Socket], [Service] and [Install]
 	// entries, in file order, keyed by section name. They are appended to

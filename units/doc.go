@@ -11,7 +11,7 @@
 // Label=, User=, Group=, Network=, PublishPort=, AutoUpdate=, HealthCmd=,
 // Notify=, Memory=); [Lazypod] takes lazypod serve's own settings
 // (ListenUnix=, Ready=, ReadyTimeout=, IdleTimeout=, StopTimeout=,
-// UDPTimeout=, ExitOnIdle=, RollbackWindow=, UpdateInterval=, AuthFile=,
+// UDPTimeout=, MaxConnections=, FlowIdleTimeout=, ExitOnIdle=, RollbackWindow=, UpdateInterval=, AuthFile=,
 // TLSVerify=, CPUs=, LogLevel=, PodmanURL=); [Unit], [Socket], [Service]
 // and [Install] are appended to the generated units. Every value is
 // checked as lazypod serve will check it, so a definition that parses

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -357,12 +358,25 @@ var lazypodKeys = map[string]keyDef{
 		}
 		return p.addListener(publish{Listener: l}, line)
 	}},
-	"Ready":          {set: str(func(d *Definition) *string { return &d.Ready }, checkProbe)},
-	"ReadyTimeout":   {set: duration(func(d *Definition) **time.Duration { return &d.ReadyTimeout }, true)},
-	"IdleTimeout":    {set: duration(func(d *Definition) **time.Duration { return &d.IdleTimeout }, false)},
-	"StopTimeout":    {set: duration(func(d *Definition) **time.Duration { return &d.StopTimeout }, true)},
-	"UDPTimeout":     {set: duration(func(d *Definition) **time.Duration { return &d.UDPTimeout }, true)},
-	"ExitOnIdle":     {set: boolean(func(d *Definition) **bool { return &d.ExitOnIdle })},
+	"Ready":           {set: str(func(d *Definition) *string { return &d.Ready }, checkProbe)},
+	"ReadyTimeout":    {set: duration(func(d *Definition) **time.Duration { return &d.ReadyTimeout }, true)},
+	"IdleTimeout":     {set: duration(func(d *Definition) **time.Duration { return &d.IdleTimeout }, false)},
+	"StopTimeout":     {set: duration(func(d *Definition) **time.Duration { return &d.StopTimeout }, true)},
+	"UDPTimeout":      {set: duration(func(d *Definition) **time.Duration { return &d.UDPTimeout }, true)},
+	"ExitOnIdle":      {set: boolean(func(d *Definition) **bool { return &d.ExitOnIdle })},
+	"FlowIdleTimeout": {set: duration(func(d *Definition) **time.Duration { return &d.FlowIdleTimeout }, true)},
+	"MaxConnections": {set: func(p *parser, v string, _ int) error {
+		if strings.ToLower(v) == "auto" {
+			p.d.MaxConnections = 0
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n == 0 || n < -1 {
+			return errors.New("want a number of connections from 1 up, auto, or -1 for no cap")
+		}
+		p.d.MaxConnections = n
+		return nil
+	}},
 	"RollbackWindow": {set: duration(func(d *Definition) **time.Duration { return &d.RollbackWindow }, false)},
 	"UpdateInterval": {set: duration(func(d *Definition) **time.Duration { return &d.UpdateInterval }, false)},
 	"AuthFile":       {set: str(func(d *Definition) *string { return &d.AuthFile }, checkAbsPath)},

@@ -207,7 +207,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", base + "Ports=80\n",
 			file + ":4: [Container] Ports=80: unknown key: valid keys in [Container] are AutoUpdate= ContainerName= Environment= EnvironmentFile= Exec= Group= HealthCmd= Image= Label= Memory= Network= Notify= PublishPort= User= Volume="},
 		{"unknown lazypod key", base + "[Lazypod]\nIdle=5m\n",
-			file + ":5: [Lazypod] Idle=5m: unknown key: valid keys in [Lazypod] are AuthFile= CPUs= ExitOnIdle= IdleTimeout= ListenUnix= LogLevel= PodmanURL= Ready= ReadyTimeout= RollbackWindow= StopTimeout= TLSVerify= UDPTimeout= UpdateInterval="},
+			file + ":5: [Lazypod] Idle=5m: unknown key: valid keys in [Lazypod] are AuthFile= CPUs= ExitOnIdle= FlowIdleTimeout= IdleTimeout= ListenUnix= LogLevel= MaxConnections= PodmanURL= Ready= ReadyTimeout= RollbackWindow= StopTimeout= TLSVerify= UDPTimeout= UpdateInterval="},
 		{"key set twice", base + "Image=docker.io/library/httpd:2\n",
 			file + ":4: [Container] Image=docker.io/library/httpd:2: set twice (also on line 2): keep one"},
 		{"empty value", base + "Network=\n",

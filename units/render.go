@@ -235,6 +235,7 @@ func (r *renderer) service() string {
 	u.set("ExecStart", strings.Join(lines, " \\\n\t"))
 	u.set("StateDirectory", "lazypod")
 	u.set("RuntimeDirectory", "lazypod/"+d.Name)
+	u.set("RuntimeDirectoryMode", "0700") // the notify probe's socket lives there
 	u.set("RuntimeDirectoryPreserve", "no")
 	u.set("Restart", "on-abnormal")
 	stop := defaultStopTimeout
@@ -325,6 +326,10 @@ func (r *renderer) serveArgs() [][]arg {
 	dur("ready-timeout", d.ReadyTimeout)
 	dur("stop-timeout", d.StopTimeout)
 	dur("udp-timeout", d.UDPTimeout)
+	if d.MaxConnections != 0 {
+		flag("max-connections", strconv.Itoa(d.MaxConnections))
+	}
+	dur("flow-idle-timeout", d.FlowIdleTimeout)
 	if d.LogLevel != "" {
 		flag("log-level", d.LogLevel)
 	}

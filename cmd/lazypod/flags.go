@@ -213,6 +213,13 @@ func parseKeyValue(flagName, s string) (key, value string, err error) {
 	return key, value, nil
 }
 
+// systemdOwnVars are what systemd tells lazypod itself; a bare KEY line in
+// an env file never passes them on to the container.
+var systemdOwnVars = map[string]bool{
+	"LISTEN_PID": true, "LISTEN_FDS": true, "LISTEN_FDNAMES": true,
+	"NOTIFY_SOCKET": true, "WATCHDOG_PID": true, "WATCHDOG_USEC": true,
+}
+
 // readEnvFile reads a podman-style env file: KEY=VALUE lines, blank lines
 // and # comments skipped, a bare KEY taking its value from lazypod's own
 // environment.
@@ -236,7 +243,7 @@ func readEnvFile(name string) ([]string, error) {
 		}
 		if !hasValue {
 			v, ok := os.LookupEnv(key)
-			if !ok {
+			if !ok || systemdOwnVars[key] {
 				continue
 			}
 			t = key + "=" + v

@@ -188,6 +188,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{name: "bad tls-verify", args: []string{"serve", "--image", "nginx", "--port", "80", "--tls-verify=maybe"}, want: `invalid boolean value "maybe" for -tls-verify`},
 		{name: "bad rollback window", args: []string{"serve", "--image", "nginx", "--port", "80", "--rollback-window", "-1s"}, want: `invalid --rollback-window "-1s"`},
 		{name: "missing authfile", args: []string{"serve", "--image", "nginx", "--port", "80", "--authfile", "/nonexistent/auth.json"}, want: `invalid --authfile "/nonexistent/auth.json": no such file or directory`},
+		{name: "bad max-connections", args: []string{"serve", "--image", "nginx", "--port", "80", "--max-connections", "0"}, want: `invalid --max-connections "0": want a number of connections from 1 up, auto, or -1 for no cap`},
+		{name: "bad flow-idle-timeout", args: []string{"serve", "--image", "nginx", "--port", "80", "--flow-idle-timeout", "x"}, want: `invalid --flow-idle-timeout "x"`},
 		{name: "update: bad format", args: []string{"update", "--format", "yaml"}, want: `invalid --format "yaml": valid formats are "table", "json"`},
 		{name: "status: bad name", args: []string{"status", "-x"}, want: "flag provided but not defined: -x"},
 		{name: "status: bad service name", args: []string{"status", "a/b"}, want: `invalid service name "a/b"`},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -52,6 +53,9 @@ type serveOptions struct {
 	network      string
 	logLevel     slog.Level
 
+	maxConns        int           // 0: the proxy's default, sized to the fd limit; -1: none
+	flowIdleTimeout time.Duration // 0: never
+
 	autoUpdate     updater.Policy
 	authFile       string
 	tlsVerify      *bool // nil: verify
@@ -71,6 +75,7 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 		cpus, logLevel, udpTimeout                   string
 		exitOnIdle                                   bool
 		autoUpdate, rollbackWindow, updateInterval   string
+		maxConns, flowIdle                           string
 		tlsVerify                                    tlsFlag
 	)
 	fs.StringVar(&o.image, "image", "", "container image `REF` to run (required)")
@@ -94,6 +99,8 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	fs.StringVar(&o.user, "user", "", "`USER[:GROUP]` to run the container's process as")
 	fs.StringVar(&o.network, "network", "", "Podman `NETWORK` mode (default: Podman's)")
 	fs.StringVar(&logLevel, "log-level", "info", "`LEVEL` of logging: debug, info, warn or error")
+	fs.StringVar(&maxConns, "max-connections", "auto", "at most `N` open TCP connections; more wait in the kernel's listen backlog (auto: sized to the open-file limit; -1: no cap)")
+	fs.StringVar(&flowIdle, "flow-idle-timeout", "0", "close a TCP connection that moves no byte either way for this `DURATION` (0: never)")
 	fs.StringVar(&autoUpdate, "auto-update", "disabled", "update `POLICY`: registry, local or disabled")
 	fs.StringVar(&o.authFile, "authfile", "", "registry credentials `FILE` for update checks and pulls (default: $REGISTRY_AUTH_FILE, else Podman's auth.json)")
 	fs.Var(&tlsVerify, "tls-verify", "verify the registry's TLS certificate (default true; false also allows plain HTTP, for a local registry)")
@@ -215,6 +222,16 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 	if err := o.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, usagef("invalid --log-level %q: valid levels are \"debug\", \"info\", \"warn\", \"error\"", logLevel)
 	}
+	if maxConns != "auto" {
+		n, err := strconv.Atoi(maxConns)
+		if err != nil || n == 0 || n < -1 {
+			return nil, usagef("invalid --max-connections %q: want a number of connections from 1 up, auto, or -1 for no cap", maxConns)
+		}
+		o.maxConns = n
+	}
+	if o.flowIdleTimeout, err = parseDuration("flow-idle-timeout", flowIdle); err != nil {
+		return nil, err
+	}
 	if o.autoUpdate, err = updater.ParsePolicy(autoUpdate); err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -284,6 +301,14 @@ func defaultRuntimeDir(stateDir string) string {
 	return filepath.Join(stateDir, "run")
 }
 
+// minIdleExit is the shortest idle timeout when lazypod exits on idle. By
+// default systemd fails a service started more than 5 times within 10 s
+// (StartLimitBurst=, StartLimitIntervalSec=), and its socket with it: an
+// activation storm of short connections would take the service down. An
+// activation that lasts at least 2 s keeps such a storm at 5 starts per
+// 10 s at most.
+const minIdleExit = 2 * time.Second
+
 // readyGrace is how much longer a held connection waits than the
 // launcher's readiness deadline: time for creating and starting the
 // container, which that deadline does not count.
@@ -321,6 +346,10 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	if exitOnIdle && o.idleTimeout == 0 {
 		logger.Info("--idle-timeout 0: the container is never stopped, so lazypod never exits on idle")
+	}
+	if exitOnIdle && o.idleTimeout > 0 && o.idleTimeout < minIdleExit {
+		logger.Warn("raising --idle-timeout to the floor for exit-on-idle", "idle_timeout", o.idleTimeout, "floor", minIdleExit)
+		o.idleTimeout = minIdleExit
 	}
 
 	if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
@@ -366,13 +395,14 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
-	pm, err := connectPodman(ctx, o.podmanURL)
-	if err != nil {
-		return err
-	}
 	regSet := registrySettings{authFile: o.authFile, tlsVerify: o.tlsVerify}
-	pm.AuthFile = regSet.authFile
-	pm.SkipTLSVerify = regSet.skipTLSVerify()
+	pm := &lazyPodman{url: o.podmanURL, pull: launcher.PullOptions{AuthFile: regSet.authFile, SkipTLSVerify: regSet.skipTLSVerify()}}
+	if _, err := pm.get(ctx); err != nil {
+		// Not fatal: each start tries again and reports it to the
+		// connections it closes. Exiting would make systemd restart
+		// lazypod at every connection until it fails the socket.
+		logger.Warn("Podman API not reachable yet: serving anyway, each start retries", "err", withHint(err))
+	}
 	svc := &service{
 		name:   o.name,
 		image:  o.image,
@@ -404,16 +434,18 @@ func serve(ctx context.Context, o *serveOptions) error {
 		readyWait += o.readyTimeout + o.stopTimeout + readyGrace
 	}
 	srv := &proxy.Server{
-		Backend:        hinted{l},
-		Routes:         routes,
-		IdleTimeout:    idleTimeout,
-		ExitOnIdle:     exitOnIdle,
-		ReadyTimeout:   readyWait,
-		DrainTimeout:   o.stopTimeout,
-		StopTimeout:    o.stopTimeout + time.Minute,
-		UDPFlowTimeout: o.udpTimeout,
-		Logger:         logger,
-		Status:         status,
+		Backend:         hinted{l},
+		Routes:          routes,
+		IdleTimeout:     idleTimeout,
+		ExitOnIdle:      exitOnIdle,
+		ReadyTimeout:    readyWait,
+		DrainTimeout:    o.stopTimeout,
+		StopTimeout:     o.stopTimeout + time.Minute,
+		UDPFlowTimeout:  o.udpTimeout,
+		MaxConnections:  o.maxConns,
+		FlowIdleTimeout: o.flowIdleTimeout,
+		Logger:          logger,
+		Status:          status,
 	}
 
 	logger.Info("listening", "sockets", socketNames(socks), "image", o.image, "activated", activated,

@@ -38,7 +38,7 @@ type service struct {
 	image  string // configured reference; "" outside serve: the state's
 	policy updater.Policy
 	store  *updater.Store
-	pm     *launcher.Podman
+	pm     podmanAPI
 	set    registrySettings // recorded in the state, for lazypod update
 	log    *slog.Logger
 
@@ -57,7 +57,7 @@ func pinName(name string) string { return name + ".lazypod-pin" }
 func (s *service) update(ctx context.Context, change func(st *updater.State) (bool, error)) (*updater.State, error) {
 	unlock, err := s.store.Lock(ctx, s.name)
 	if err != nil {
-		return nil, err
+		return nil, &stateIOError{err}
 	}
 	defer unlock()
 	st, err := s.store.Load(s.name)
@@ -76,11 +76,18 @@ func (s *service) update(ctx context.Context, change func(st *updater.State) (bo
 	}
 	if save {
 		if err := s.store.Save(st); err != nil {
-			return st, err
+			return st, &stateIOError{err}
 		}
 	}
 	return st, nil
 }
+
+// stateIOError is a state directory that cannot be locked or written:
+// read-only, full, or gone.
+type stateIOError struct{ err error }
+
+func (e *stateIOError) Error() string { return e.err.Error() }
+func (e *stateIOError) Unwrap() error { return e.err }
 
 // Choose picks the image of the next start (launcher.Swapper). It first
 // cancels an idle check in progress: a start has priority over a pull.
@@ -106,15 +113,32 @@ func (s *service) Choose(ctx context.Context) (launcher.Choice, error) {
 			st.Policy, st.AuthFile, st.TLSVerify = s.policy, s.set.authFile, s.set.tlsVerify
 			save = true
 		}
-		localID := ""
-		if img, ok, err := s.pm.Image(ctx, s.image); err != nil {
-			return false, fmt.Errorf("inspecting image %q: %w", s.image, err)
-		} else if ok {
-			localID = img.ID
+		if s.policy == updater.PolicyDisabled {
+			choice = updater.Choice{} // follow the reference: no image to inspect
+			return save, nil
 		}
+		// Image inspects are slow in Podman (milliseconds each) and on
+		// the cold-start path: each image is inspected at most once, and
+		// the reference only when the choice can depend on it.
+		known := make(map[string]bool)
 		exists := func(id string) bool {
+			if ok, seen := known[id]; seen {
+				return ok
+			}
 			_, ok, err := s.pm.Image(ctx, id)
-			return err == nil && ok
+			known[id] = err == nil && ok
+			return known[id]
+		}
+		localID := ""
+		if s.policy == updater.PolicyLocal || st.ImageID == "" || !exists(st.ImageID) {
+			img, ok, err := s.pm.Image(ctx, s.image)
+			if err != nil {
+				return false, fmt.Errorf("inspecting image %q: %w", s.image, err)
+			}
+			if ok {
+				localID = img.ID
+				known[img.ID] = true
+			}
 		}
 		var err error
 		choice, err = st.Choose(s.policy, localID, exists)
@@ -138,6 +162,21 @@ func (s *service) Choose(ctx context.Context) (launcher.Choice, error) {
 			}
 			return true, nil
 		})
+	}
+	var ioErr *stateIOError
+	if errors.As(err, &ioErr) {
+		// Serve from what is known rather than refuse every
+		// connection: the image the state names, with no swap, since a
+		// failed swap could not be recorded.
+		s.log.Error("state directory not usable: serving the known image; updates are not recorded until it is fixed", "err", err)
+		st, lerr := s.store.Load(s.name)
+		if s.policy == updater.PolicyDisabled || lerr != nil || st.Image != s.image || st.ImageID == "" {
+			return launcher.Choice{}, nil
+		}
+		if _, ok, ierr := s.pm.Image(ctx, st.ImageID); ierr != nil || !ok {
+			return launcher.Choice{}, nil
+		}
+		return launcher.Choice{Image: st.ImageID}, nil
 	}
 	if err != nil {
 		return launcher.Choice{}, err

@@ -430,3 +430,75 @@ IdleTimeout=3s
 		t.Errorf("powering the machine off took %s; want a few seconds", took.Round(time.Millisecond))
 	}
 }
+
+// TestActivationStorm activates a socket unit again and again under real
+// systemd, each connection arriving as soon as the last activation has
+// exited on idle, with an IdleTimeout= below lazypod's floor: systemd's
+// default start limit (5 starts in 10 s) would fail the service and its
+// socket if lazypod exited that soon. The socket must still be listening,
+// the service never failed, and every connection answered. 20 s in make
+// test; 2 minutes with LAZYPOD_SOAK=1.
+func TestActivationStorm(t *testing.T) {
+	e := needE2E(t)
+	name := uniqueName(t)
+	t.Cleanup(func() {
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", name).Run()
+	})
+	port := freePorts(t, 1)[0]
+	def := filepath.Join(t.TempDir(), name+".lazypod")
+	body := fmt.Sprintf("[Container]\nImage=%s\nPublishPort=127.0.0.1:%d:8080\n[Lazypod]\nIdleTimeout=100ms\nStopTimeout=1s\n", e.image, port)
+	if err := os.WriteFile(def, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unitDir := t.TempDir()
+	if out, err := exec.Command(e.bin, "units", "generate", "--output", unitDir, "--bin", "/usr/local/bin/lazypod", def).CombinedOutput(); err != nil {
+		t.Fatalf("lazypod units generate: %v\n%s", err, out)
+	}
+	m := needMachine(t, e, name)
+	for _, f := range []string{name + ".socket", name + ".service"} {
+		b, err := os.ReadFile(filepath.Join(unitDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.writeFile(t, "/etc/systemd/system/"+f, b)
+	}
+	m.run(t, "systemctl", "daemon-reload")
+	m.run(t, "systemctl", "start", name+".socket")
+	waitListening(t, port)
+
+	window := 20 * time.Second
+	if os.Getenv("LAZYPOD_SOAK") == "1" {
+		window = 2 * time.Minute
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	activations, answered := 0, 0
+	var shortest time.Duration
+	began := time.Now()
+	for time.Since(began) < window {
+		activations++
+		start := time.Now()
+		if _, err := httpGet(t, url); err == nil {
+			answered++
+		} else {
+			t.Errorf("activation %d: %v", activations, err)
+		}
+		// Wait for the idle exit, then connect again at once.
+		for deadline := time.Now().Add(30 * time.Second); m.state(name+".service") != "inactive"; time.Sleep(20 * time.Millisecond) {
+			if s := m.state(name + ".service"); s == "failed" || time.Now().After(deadline) {
+				t.Fatalf("activation %d: %s.service is %q; want it back to inactive\n%s", activations, name, s, m.journal(name+".service", name+".socket"))
+			}
+		}
+		if d := time.Since(start); shortest == 0 || d < shortest {
+			shortest = d
+		}
+	}
+	sock := m.state(name + ".socket")
+	t.Logf("FIGURE activation-storm: %d activations in %s, %d answered, shortest activation %s, socket %s (IdleTimeout=100ms raised to the 2s floor)",
+		activations, window, answered, shortest.Round(time.Millisecond), sock)
+	if sock != "active" {
+		t.Fatalf("%s.socket is %q after the storm; want active\n%s", name, sock, m.journal(name+".service", name+".socket"))
+	}
+	if answered != activations {
+		t.Fatalf("%d of %d activations answered", answered, activations)
+	}
+}

@@ -390,7 +390,7 @@ func (r registrySettings) registry() *updater.DockerRegistry {
 
 // podmanImages is local image storage as the updater sees it.
 type podmanImages struct {
-	pm  *launcher.Podman
+	pm  podmanAPI
 	set registrySettings
 }
 
