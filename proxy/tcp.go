@@ -61,15 +61,16 @@ func (s *Server) serveConn(ctx context.Context, rt *route, c net.Conn) {
 	defer s.streamWG.Done()
 	defer s.flowEnd(true) // once both sockets are closed
 	defer c.Close()
-	defer context.AfterFunc(ctx, func() { c.Close() })()
 
+	// Held, c waits in connectBackend, which returns when ctx ends.
 	bc, step, err := s.connectBackend(ctx, "tcp", rt.name)
 	if err != nil {
 		s.dropConn(ctx, rt, c, tcpDropWhy[step], err)
 		return
 	}
 	defer bc.Close()
-	defer context.AfterFunc(ctx, func() { bc.Close() })()
+	// Copying, both are closed when ctx ends: one hook per flow.
+	defer context.AfterFunc(ctx, func() { c.Close(); bc.Close() })()
 	if f := s.watchFlow(rt, c, bc); f != nil {
 		defer s.unwatchFlow(f)
 	}
