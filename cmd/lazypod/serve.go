@@ -252,15 +252,24 @@ func parseServe(args []string, stderr io.Writer) (*serveOptions, error) {
 			return nil, usagef("invalid --authfile %q: %v: pass a file podman login wrote, e.g. $XDG_RUNTIME_DIR/containers/auth.json", o.authFile, errors.Unwrap(err))
 		}
 	}
-	if o.podmanURL == "" {
-		o.podmanURL = launcher.DefaultPodmanURL()
-	} else if err := checkPodmanURL(o.podmanURL); err != nil {
+	if err := defaultLocations(&o.podmanURL, &o.stateDir); err != nil {
 		return nil, err
 	}
-	if o.stateDir == "" {
-		o.stateDir = defaultStateDir()
-	}
 	return &o, nil
+}
+
+// defaultLocations checks --podman-url and fills in the defaults of
+// --podman-url and --state-dir, for serve and the admin commands alike.
+func defaultLocations(podmanURL, stateDir *string) error {
+	if *podmanURL == "" {
+		*podmanURL = launcher.DefaultPodmanURL()
+	} else if err := checkPodmanURL(*podmanURL); err != nil {
+		return err
+	}
+	if *stateDir == "" {
+		*stateDir = defaultStateDir()
+	}
+	return nil
 }
 
 // dashDashBefore reports whether the last n arguments came after a "--".

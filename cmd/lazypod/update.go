@@ -57,13 +57,8 @@ func parseAdmin(cmd, usage string, args []string, stderr io.Writer, extra func(f
 	if o.format != "" && o.format != "table" && o.format != "json" {
 		return nil, usagef("invalid --format %q: valid formats are \"table\", \"json\"", o.format)
 	}
-	if o.podmanURL == "" {
-		o.podmanURL = launcher.DefaultPodmanURL()
-	} else if err := checkPodmanURL(o.podmanURL); err != nil {
+	if err := defaultLocations(&o.podmanURL, &o.stateDir); err != nil {
 		return nil, err
-	}
-	if o.stateDir == "" {
-		o.stateDir = defaultStateDir()
 	}
 	return &o, nil
 }
