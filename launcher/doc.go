@@ -66,7 +66,7 @@
 // chooses, read back after the start.
 //
 // After starting the container, the launcher probes it until it is ready
-// (see ProbeKind), polling every 5ms at first and backing off to 100ms.
+// (see ProbeKind), polling every 2ms at first and backing off to 100ms.
 // If the container exits meanwhile, the start fails at once with an
 // *ExitError (ErrExited) holding the exit code and last log lines. If
 // ReadyTimeout passes, the container is stopped and the start fails with

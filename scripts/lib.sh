@@ -86,3 +86,28 @@ run_logged() {
 		return "$rc"
 	fi
 }
+
+# podman_ping SOCK exits 0 if a Podman API service answers on the unix socket SOCK.
+podman_ping() {
+	[ -S "$1" ] && curl -sf --max-time 2 --unix-socket "$1" http://d/_ping >/dev/null 2>&1
+}
+
+# wait_podman WHAT SOCK PIDFILE LOGFILE STOP waits up to $PODMAN_START_TIMEOUT (60) seconds for
+# the service just started, whose process id is in PIDFILE, to answer on SOCK. If the process
+# exits, it shows the end of LOGFILE and exits 1; on timeout it runs the command STOP and dies.
+wait_podman() {
+	local what=$1 sock=$2 pidfile=$3 logfile=$4 stop=$5 deadline=$((SECONDS + ${PODMAN_START_TIMEOUT:-60}))
+	until podman_ping "$sock"; do
+		# Not the service's own pid: right after the fork the child may not have exec'd yet.
+		if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+			printf 'error: %s exited; end of %s:\n' "$what" "$logfile" >&2
+			tail -n 20 "$logfile" | sed 's/^/    /' >&2
+			exit 1
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			$stop
+			die "$what did not answer on $sock within ${PODMAN_START_TIMEOUT:-60}s; see $logfile"
+		fi
+		sleep 0.1
+	done
+}

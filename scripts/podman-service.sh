@@ -58,9 +58,7 @@ EOF
 }
 
 # ping exits 0 if the service answers on its socket.
-ping() {
-	[ -S "$PM_SOCK" ] && curl -sf --max-time 2 --unix-socket "$PM_SOCK" http://d/_ping >/dev/null 2>&1
-}
+ping() { podman_ping "$PM_SOCK"; }
 
 # service_pid prints the recorded pid if that process is still our service.
 service_pid() {
@@ -185,20 +183,7 @@ start_service() {
 			system service --time=0 "$PM_URL" </dev/null >"$PM_LOG" 2>&1
 	) &
 	echo $! >"$PM_PID"
-	deadline=$((SECONDS + ${PODMAN_START_TIMEOUT:-60}))
-	until ping; do
-		# Not service_pid: right after the fork the child may not have exec'd podman yet.
-		if ! kill -0 "$(cat "$PM_PID")" 2>/dev/null; then
-			printf 'error: podman service exited; end of %s:\n' "$PM_LOG" >&2
-			tail -n 20 "$PM_LOG" | sed 's/^/    /' >&2
-			exit 1
-		fi
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			stop_service
-			die "podman service did not answer on $PM_SOCK within ${PODMAN_START_TIMEOUT:-60}s; see $PM_LOG"
-		fi
-		sleep 0.1
-	done
+	wait_podman "podman service" "$PM_SOCK" "$PM_PID" "$PM_LOG" stop_service
 	log "podman service $(cat "$PM_PID") listening on $PM_URL"
 }
 

@@ -58,9 +58,7 @@ EOF
 }
 
 # ping exits 0 if the user's service answers on its socket.
-ping() {
-	[ -S "$RL_SOCK" ] && curl -sf --max-time 2 --unix-socket "$RL_SOCK" http://d/_ping >/dev/null 2>&1
-}
+ping() { podman_ping "$RL_SOCK"; }
 
 # service_pids prints the pids of the user's podman services on RL_URL: the one setup started
 # (podman re-executes itself in the user namespace, so two processes each) and any a killed run
@@ -127,19 +125,7 @@ start_service() {
 			podman system service --time=0 "$RL_URL" </dev/null >"$RL_LOG" 2>&1
 	) &
 	echo $! >"$RL_PID"
-	deadline=$((SECONDS + ${PODMAN_START_TIMEOUT:-60}))
-	until ping; do
-		if ! kill -0 "$(cat "$RL_PID")" 2>/dev/null; then
-			printf 'error: the rootless podman service exited; end of %s:\n' "$RL_LOG" >&2
-			tail -n 20 "$RL_LOG" | sed 's/^/    /' >&2
-			exit 1
-		fi
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			kill_service
-			die "the rootless podman service did not answer on $RL_SOCK within ${PODMAN_START_TIMEOUT:-60}s; see $RL_LOG"
-		fi
-		sleep 0.1
-	done
+	wait_podman "the rootless podman service" "$RL_SOCK" "$RL_PID" "$RL_LOG" kill_service
 	log "rootless podman service of $RL_USER listening on $RL_URL"
 }
 

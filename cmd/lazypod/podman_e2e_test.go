@@ -43,7 +43,8 @@ func TestPodmanDownAtStart(t *testing.T) {
 	if out := logs.String(); !strings.Contains(out, "podman API not reachable") || !strings.Contains(out, "start the Podman API") {
 		t.Fatalf("lazypod's log does not say the API is unreachable and what to do:\n%s", out)
 	}
-	t.Logf("FIGURE podman-down-at-start: connection closed after %s with the reason logged; lazypod kept running", took.Round(time.Millisecond))
+	figure(t, "podman-down-at-start", fmt.Sprintf("connection closed after %s with the reason logged; lazypod kept running", took.Round(time.Millisecond)),
+		"--podman-url naming a socket that does not exist yet")
 
 	if err := os.Symlink(real, sock); err != nil {
 		t.Fatal(err)

@@ -493,8 +493,8 @@ func TestActivationStorm(t *testing.T) {
 		}
 	}
 	sock := m.state(name + ".socket")
-	t.Logf("FIGURE activation-storm: %d activations in %s, %d answered, shortest activation %s, socket %s (IdleTimeout=100ms raised to the 2s floor)",
-		activations, window, answered, shortest.Round(time.Millisecond), sock)
+	figure(t, "activation-storm", fmt.Sprintf("%d activations in %s, %d answered, shortest activation %s, socket %s",
+		activations, window, answered, shortest.Round(time.Millisecond), sock), "IdleTimeout=100ms raised to the 2s floor")
 	if sock != "active" {
 		t.Fatalf("%s.socket is %q after the storm; want active\n%s", name, sock, m.journal(name+".service", name+".socket"))
 	}
