@@ -119,6 +119,14 @@ func (l *Launcher) State() State {
 	return l.state
 }
 
+// Ready reports whether the container is ready now, without waiting: a
+// Start would return nil at once.
+func (l *Launcher) Ready() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state == StateReady
+}
+
 // LastColdStart returns how long the last successful start took, from
 // stopped to ready (pull and probe included, crash-loop delay excluded),
 // or zero if there was none.

@@ -53,6 +53,9 @@ func TestStartShared(t *testing.T) {
 		f := newFakeRuntime()
 		f.startDelay = time.Second
 		l := runLauncher(t, testConfig(t, f))
+		if l.Ready() {
+			t.Errorf("Ready before any Start: got true; want false")
+		}
 
 		const n = 50
 		errs := make(chan error, n)
@@ -70,8 +73,8 @@ func TestStartShared(t *testing.T) {
 		if got := f.count("Start"); got != 1 {
 			t.Errorf("starts: got %d; want 1", got)
 		}
-		if got := l.State(); got != StateReady {
-			t.Errorf("state: got %s; want %s", got, StateReady)
+		if got := l.State(); got != StateReady || !l.Ready() {
+			t.Errorf("state: got %s, Ready %t; want %s, true", got, l.Ready(), StateReady)
 		}
 		addr, err := l.Addr("web")
 		if err != nil || addr != "127.0.0.1:40001" {

@@ -19,6 +19,7 @@ type fakeBackend struct {
 	startErr error
 	stopErr  error
 	release  chan struct{} // if not nil, Start waits until it is closed
+	ready    bool          // what Ready returns
 
 	mu        sync.Mutex
 	addr      string // what Addr returns; see setAddr
@@ -47,6 +48,12 @@ func (b *fakeBackend) Start(ctx context.Context) error {
 		}
 	}
 	return b.startErr
+}
+
+func (b *fakeBackend) Ready() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ready
 }
 
 func (b *fakeBackend) Addr(route string) (string, error) {

@@ -426,6 +426,9 @@ func (s *Server) connectBackend(ctx context.Context, network, route string) (net
 	if !s.running.Load() {
 		s.running.Store(true)
 	}
+	if c := s.dialReady(ctx, network, route); c != nil {
+		return c, 0, nil
+	}
 	d := s.readyTimeout()
 	if d > 0 {
 		var cancel context.CancelFunc
@@ -465,6 +468,41 @@ func (s *Server) connectBackend(ctx context.Context, network, route string) (net
 			return nil, step, err
 		}
 	}
+}
+
+// Readier is a Backend that can say, without waiting, whether it is ready
+// now. For such a Backend a flow that arrives while it is ready is dialed
+// at once, without the timers that bound the wait for Start and the
+// dial's retries. The launcher is one.
+type Readier interface {
+	Ready() bool
+}
+
+// dialReady dials the backend for route once, if it says it is ready, and
+// returns the conn, or nil if the backend is not ready or the attempt
+// failed; connectBackend then takes the path that waits and retries.
+//
+// The attempt sets no deadline: the default dialer has the kernel give up
+// on a connect whose SYN goes unanswered after one retransmission (about
+// three seconds, see synRetries), and a connect on loopback is otherwise
+// answered at once. That spares a flow the timer, the context and the two
+// poller deadline updates a bounded dial costs, a tenth of the proxy's
+// own CPU for one-request connections.
+func (s *Server) dialReady(ctx context.Context, network, route string) net.Conn {
+	r, ok := s.Backend.(Readier)
+	if !ok || !r.Ready() {
+		return nil
+	}
+	addr, err := s.Backend.Addr(route)
+	if err != nil {
+		return nil
+	}
+	c, err := s.dial(ctx, network, addr)
+	if err != nil {
+		s.logger().Debug("dialing ready backend; retrying", "route", route, "err", err)
+		return nil
+	}
+	return c
 }
 
 // sleepCtx sleeps for d, or until ctx ends; it reports whether it slept
@@ -512,7 +550,10 @@ func (s *Server) dialBackend(ctx context.Context, network, addr string, moved fu
 		if err == nil {
 			return c, nil
 		}
-		retry := errors.Is(err, syscall.ECONNREFUSED) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
+		// Refused: not listening yet. Timed out: the SYN went unanswered
+		// (see synRetries), or the attempt's own time ran out.
+		retry := errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ETIMEDOUT) ||
+			(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
 		if !retry || ctx.Err() != nil {
 			return nil, fmt.Errorf("dialing backend %s: %w", addr, err)
 		}
@@ -590,9 +631,14 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if s.DialContext != nil {
 		return s.DialContext(ctx, network, addr)
 	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+	return backendDialer.DialContext(ctx, network, addr)
 }
+
+// backendDialer dials backends. It turns off TCP keep-alive probes, whose
+// five setsockopt calls per flow are a measurable share of a short flow
+// and which a backend on this host does not need, and has the kernel give
+// up on an unanswered connect after synRetries retransmitted SYNs.
+var backendDialer = net.Dialer{KeepAlive: -1, Control: limitSYNs}
 
 func (s *Server) idleTimeout() time.Duration {
 	if s.IdleTimeout == 0 {

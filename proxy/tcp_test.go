@@ -489,3 +489,73 @@ func BenchmarkCopyTCP(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFlowTCP measures a flow's whole life, one request and reply on a
+// new connection each, made directly and through the proxy: what a client
+// that does not keep connections alive costs. Client, proxy and backend
+// share the process, so the proxy's cost is the difference.
+func BenchmarkFlowTCP(b *testing.B) {
+	backend := startTestServer(b, func(c *net.TCPConn) {
+		var buf [64]byte
+		if n, err := c.Read(buf[:]); err == nil {
+			c.Write(buf[:n])
+		}
+	})
+	proxied, _ := proxyTo(b, &fakeBackend{addr: backend.Addr()}, nil)
+	ready, _ := proxyTo(b, &fakeBackend{addr: backend.Addr(), ready: true}, nil)
+	for _, bm := range []struct{ name, addr string }{
+		{name: "direct", addr: backend.Addr()},
+		{name: "proxy", addr: proxied},
+		{name: "proxy-readier", addr: ready},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				var buf [64]byte
+				for pb.Next() {
+					c, err := net.Dial("tcp", bm.addr)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					c.Write([]byte("ping"))
+					n, err := io.ReadFull(c, buf[:4])
+					c.Close()
+					if err != nil || string(buf[:n]) != "ping" {
+						b.Errorf("read %q, %v; want ping", buf[:n], err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// A flow to a backend that says it is ready is dialed without Start; one
+// whose dial cannot be made then (here, Addr fails once) takes the path
+// that starts and waits.
+func TestReadyBackend(t *testing.T) {
+	echo := startTestServer(t, func(c *net.TCPConn) { io.Copy(c, c) })
+	for _, tt := range []struct {
+		name       string
+		addrFails  int
+		wantStarts int
+	}{
+		{name: "ready", wantStarts: 0},
+		{name: "not reachable when ready", addrFails: 1, wantStarts: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			be := &fakeBackend{addr: echo.Addr(), ready: true, addrFails: tt.addrFails}
+			addr, _ := proxyTo(t, be, nil)
+			c := dialTCP(t, addr)
+			c.Write([]byte("ping"))
+			c.CloseWrite()
+			got, err := io.ReadAll(c)
+			if err != nil || string(got) != "ping" {
+				t.Fatalf("echo through the proxy: got %q, %v; want %q", got, err, "ping")
+			}
+			if n := be.Starts(); n != tt.wantStarts {
+				t.Errorf("Start called %d times; want %d", n, tt.wantStarts)
+			}
+		})
+	}
+}

@@ -20,6 +20,7 @@ import (
 var (
 	_ proxy.Backend    = (*launcher.Launcher)(nil)
 	_ proxy.Backend    = hinted{}
+	_ proxy.Readier    = hinted{}
 	_ launcher.Swapper = (*service)(nil)
 )
 

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package proxy
+
+import "syscall"
+
+// limitSYNs leaves the system's SYN retries alone: TCP_SYNCNT is Linux's.
+func limitSYNs(network, _ string, c syscall.RawConn) error { return nil }
