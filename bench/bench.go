@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,6 +111,7 @@ type bench struct {
 
 	directWeb, directEcho string // the container's published ports
 	proxydWeb, proxydEcho string
+	proxydWebProc         *proc
 	proxydEchoProc        *proc
 	lazyWeb, lazyEcho     string
 	lazyProc              *proc
@@ -198,7 +200,7 @@ func (b *bench) setup(ctx context.Context) error {
 	}
 	b.logf("direct: web %s, echo %s", b.directWeb, b.directEcho)
 
-	if b.proxydWeb, _, err = b.startProxyd(ctx, "proxyd-web", b.directWeb, "--connections-max=4096"); err != nil {
+	if b.proxydWeb, b.proxydWebProc, err = b.startProxyd(ctx, "proxyd-web", b.directWeb, "--connections-max=4096"); err != nil {
 		return err
 	}
 	if b.proxydEcho, b.proxydEchoProc, err = b.startProxyd(ctx, "proxyd-echo", b.directEcho, "--connections-max=4096"); err != nil {
@@ -296,12 +298,21 @@ func (b *bench) add(figure, contender string, round int, v float64) {
 	b.res.Samples = append(b.res.Samples, sample{figure, contender, round, v})
 }
 
-// rotate returns xs rotated by r, so every contender goes first in turn.
-func rotate[T any](xs []T, r int) []T {
+// order returns the contenders xs in round r's order: rotated by r, so
+// every contender goes first in turn, and reversed in odd rounds, so each
+// also runs right after each other one equally often. That matters: a run
+// of new connections leaves tens of thousands of sockets in TIME_WAIT for
+// a minute, which slow down the connects of whatever runs next on the
+// host; with rotation alone, lazypod ran right after systemd-socket-proxyd
+// in two rounds of three and proxyd never after lazypod.
+func order[T any](xs []T, r int) []T {
 	n := len(xs)
 	out := make([]T, 0, n)
 	for i := range n {
 		out = append(out, xs[(i+r)%n])
+	}
+	if r%2 == 1 {
+		slices.Reverse(out)
 	}
 	return out
 }
@@ -311,7 +322,7 @@ func (b *bench) round(ctx context.Context, r int) error {
 	targets := []target{{direct, b.directWeb, b.directEcho}, {proxyd, b.proxydWeb, b.proxydEcho}, {lazypod, b.lazyWeb, b.lazyEcho}}
 	for _, streams := range []int{1, 8} {
 		fig := fmt.Sprintf("bulk-%d", streams)
-		for _, t := range rotate(targets, r) {
+		for _, t := range order(targets, r) {
 			took, err := echoBulk(ctx, t.echo, b.cfg.BulkBytes, streams)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", fig, t.name, err)
@@ -321,11 +332,28 @@ func (b *bench) round(ctx context.Context, r int) error {
 			b.logf("  %-14s %-8s %8.0f MiB/s each way", fig, t.name, mibs)
 		}
 	}
+	servers := map[string]*proc{proxyd: b.proxydWebProc, lazypod: b.lazyProc}
 	for _, m := range wrkModes {
-		for _, t := range rotate(targets, r) {
+		for _, t := range order(targets, r) {
+			// The proxy's own CPU for the run, per request answered.
+			p := servers[t.name]
+			var cpu0 time.Duration
+			if p != nil {
+				var err error
+				if cpu0, err = cpuTime(p.cmd.Process.Pid); err != nil {
+					return err
+				}
+			}
 			w, err := runWrk(ctx, "http://"+t.web+"/", m.threads, m.conns, b.cfg.WrkTime, m.closeConn)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", m.figure, t.name, err)
+			}
+			if p != nil && w.Requests > 0 {
+				cpu1, err := cpuTime(p.cmd.Process.Pid)
+				if err != nil {
+					return err
+				}
+				b.add(m.figure+"-cpu", t.name, r, float64((cpu1-cpu0).Microseconds())/float64(w.Requests))
 			}
 			if w.Errors > 0 {
 				b.res.Notes = append(b.res.Notes, fmt.Sprintf("round %d, %s, %s: wrk reported %d socket errors or non-2xx answers", r+1, m.figure, t.name, w.Errors))
@@ -341,7 +369,7 @@ func (b *bench) round(ctx context.Context, r int) error {
 		if removed {
 			fig, conts = "cold-removed", []string{coldLazypod, coldAPI, coldCLI}
 		}
-		for _, c := range rotate(conts, r) {
+		for _, c := range order(conts, r) {
 			d, took, err := b.cold(ctx, c, removed)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", fig, c, err)

@@ -138,12 +138,14 @@ func pollFirstByte(ctx context.Context, addr string, every, timeout time.Duratio
 // wrkResult is one wrk run: requests per second and latency percentiles.
 type wrkResult struct {
 	RPS      float64
+	Requests int64   // completed in the run
 	P50, P99 float64 // microseconds
 	Errors   int     // socket errors and non-2xx answers
 }
 
 var (
 	wrkRPS    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkCount  = regexp.MustCompile(`(\d+) requests in `)
 	wrkPct    = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
 	wrkErrors = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	wrkNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
@@ -174,6 +176,9 @@ func parseWrk(out string) (wrkResult, error) {
 		return r, fmt.Errorf("no Requests/sec in wrk output: %s", out)
 	}
 	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	if m := wrkCount.FindStringSubmatch(out); m != nil {
+		r.Requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
 	for _, m := range wrkPct.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(m[2], 64)
 		switch m[3] {

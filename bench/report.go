@@ -183,9 +183,10 @@ func writeTargets(b *strings.Builder, r *results) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	w("### Targets")
 	w("")
-	w("Ratios are taken within each round (the contenders alternate, each going first in turn), then the")
-	w("median over rounds is reported. \"At least equal\" allows %.0f%% below 1.00: the spread between", equalWithin*100)
-	w("rounds on these shared machines.")
+	w("Ratios are taken within each round, then the median over rounds is reported. The contenders")
+	w("alternate: each goes first in turn and runs right after each other one equally often, as a run of new")
+	w("connections leaves sockets in TIME_WAIT that slow the next run's connects. \"At least equal\" allows")
+	w("%.0f%% below 1.00: the spread between rounds on these shared machines.", equalWithin*100)
 	w("")
 	w("| target | figure | measured | result |")
 	w("|---|---|---|---|")
@@ -268,6 +269,19 @@ func writeWrk(b *strings.Builder, r *results) {
 				spread(r.paired(fig, lazypod, direct, ratio), "%.2f"), spread(r.paired(fig, lazypod, proxyd, ratio), "%.2f"),
 				spread(r.paired(fig, proxyd, direct, ratio), "%.2f"))
 		}
+	}
+	w("")
+	w("CPU time of the proxy process itself (user and system, all threads, from `/proc/PID/stat` before and")
+	w("after each wrk run) per request answered, in µs: what forwarding costs the machine, steadier than the")
+	w("request rate on a shared machine. It counts the kernel's work in the proxy's system calls, such as")
+	w("delivering loopback packets to their receiver.")
+	w("")
+	w("| mode | systemd-socket-proxyd | lazypod | lazypod/proxyd |")
+	w("|---|---|---|---|")
+	for _, m := range wrkModes {
+		fig := m.figure + "-cpu"
+		w("| %s | %.1f | %.1f | %s |", modeName(m.figure), r.med(fig, proxyd), r.med(fig, lazypod),
+			spread(r.paired(fig, lazypod, proxyd, ratio), "%.3f"))
 	}
 	w("")
 	w("Added latency against direct (median of per-round differences, µs):")

@@ -238,6 +238,10 @@ func TestSocketActivated(t *testing.T) {
 	if out := logs.String(); !strings.Contains(out, "idle") {
 		t.Errorf("log does not mention the idle stop:\n%s", out)
 	}
+	// Go code on one core unless GOMAXPROCS says otherwise (TestListenMode).
+	if out := logs.String(); os.Getenv("GOMAXPROCS") == "" && !strings.Contains(out, " procs=1") {
+		t.Errorf("serve's listening line does not say procs=1:\n%s", out)
+	}
 }
 
 // waitListening waits until something listens on the loopback TCP port,
@@ -274,6 +278,7 @@ func TestListenMode(t *testing.T) {
 		"--port", "web=8080", "--port", "dns=9000/udp",
 		"--podman-url", e.podmanURL, "--state-dir", t.TempDir(),
 		"--idle-timeout", "2s", "--udp-timeout", "1s", "--stop-timeout", "1s", "--env", "VERSION=listen-mode")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2") // overrides serve's one core
 	logs, done := e.startProcess(t, name, cmd)
 
 	if body, err := httpGet(t, "http://"+web+"/"); err != nil || body != "listen-mode\n" {
@@ -291,6 +296,9 @@ func TestListenMode(t *testing.T) {
 	}
 	if n, err := u.Read(buf); err != nil || string(buf[:n]) != "ping" {
 		t.Fatalf("udp echo: %q, %v; want ping", buf[:n], err)
+	}
+	if out := logs.String(); !strings.Contains(out, " procs=2") {
+		t.Errorf("with GOMAXPROCS=2, serve's listening line does not say procs=2:\n%s", out)
 	}
 
 	// The UDP flow is reaped after its own timeout; then the idle clock runs.

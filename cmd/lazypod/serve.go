@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -458,7 +459,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 
 	logger.Info("listening", "sockets", socketNames(socks), "image", o.image, "activated", activated,
-		"idle_timeout", o.idleTimeout, "exit_on_idle", exitOnIdle)
+		"idle_timeout", o.idleTimeout, "exit_on_idle", exitOnIdle, "procs", runtime.GOMAXPROCS(0))
 	sd.ready("idle")
 
 	// The launcher outlives the proxy: the proxy's last act is to stop the
