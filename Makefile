@@ -19,7 +19,7 @@ help:
 	@echo "             (TEST_TIMEOUT=20m, PKGS=./..., GOTESTFLAGS=\"-run X -v\")"
 	@echo "make demo    run the demo server behind lazypod on http://127.0.0.1:8080/ (DEMO_PORT=8080)"
 	@echo "make bench   benchmarks against direct and systemd-socket-proxyd with a private Podman in"
-	@echo "             build/bench-podman; writes BENCHMARKS.md and docs/bench.png (ROUNDS=5)"
+	@echo "             build/bench-podman; writes BENCHMARKS.md and docs/bench.png (ROUNDS=6)"
 	@echo "make soak    the heavy fault-injection variants (LAZYPOD_SOAK=1) and every fuzzer for"
 	@echo "             FUZZTIME (3m) each; the figures go in RELIABILITY.md"
 	@echo "make deps    install the Debian packages that tests and the demo need, if missing"

@@ -298,9 +298,10 @@ func (b *bench) add(figure, contender string, round int, v float64) {
 	b.res.Samples = append(b.res.Samples, sample{figure, contender, round, v})
 }
 
-// order returns the contenders xs in round r's order: rotated by r, so
-// every contender goes first in turn, and reversed in odd rounds, so each
-// also runs right after each other one equally often. That matters: a run
+// order returns the contenders xs in round r's order: the rotations of xs
+// in rounds 0 to n-1, the same reversed in rounds n to 2n-1, and so on. So
+// over 2n rounds each contender goes first twice and, for three
+// contenders, runs right after each other one twice. That matters: a run
 // of new connections leaves tens of thousands of sockets in TIME_WAIT for
 // a minute, which slow down the connects of whatever runs next on the
 // host; with rotation alone, lazypod ran right after systemd-socket-proxyd
@@ -311,7 +312,7 @@ func order[T any](xs []T, r int) []T {
 	for i := range n {
 		out = append(out, xs[(i+r)%n])
 	}
-	if r%2 == 1 {
+	if (r/n)%2 == 1 {
 		slices.Reverse(out)
 	}
 	return out
@@ -341,19 +342,23 @@ func (b *bench) round(ctx context.Context, r int) error {
 			if p != nil {
 				var err error
 				if cpu0, err = cpuTime(p.cmd.Process.Pid); err != nil {
-					return err
+					return fmt.Errorf("%s %s: %w", m.figure, t.name, err)
 				}
 			}
 			w, err := runWrk(ctx, "http://"+t.web+"/", m.threads, m.conns, b.cfg.WrkTime, m.closeConn)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", m.figure, t.name, err)
 			}
-			if p != nil && w.Requests > 0 {
+			if p != nil {
 				cpu1, err := cpuTime(p.cmd.Process.Pid)
 				if err != nil {
-					return err
+					return fmt.Errorf("%s %s: %w", m.figure, t.name, err)
 				}
-				b.add(m.figure+"-cpu", t.name, r, float64((cpu1-cpu0).Microseconds())/float64(w.Requests))
+				if w.Requests == 0 {
+					b.res.Notes = append(b.res.Notes, fmt.Sprintf("round %d, %s, %s: no request count in wrk's output, no CPU figure", r+1, m.figure, t.name))
+				} else {
+					b.add(m.figure+"-cpu", t.name, r, float64((cpu1-cpu0).Microseconds())/float64(w.Requests))
+				}
 			}
 			if w.Errors > 0 {
 				b.res.Notes = append(b.res.Notes, fmt.Sprintf("round %d, %s, %s: wrk reported %d socket errors or non-2xx answers", r+1, m.figure, t.name, w.Errors))

@@ -50,13 +50,13 @@ func main() {
 	var render string
 	rounds, _ := strconv.Atoi(os.Getenv("ROUNDS"))
 	if rounds <= 0 {
-		rounds = 5
+		rounds = 6
 	}
 	flag.StringVar(&cfg.PodmanURL, "podman-url", "", "Podman API `URI` (unix:///PATH) of the bench's private Podman (required)")
 	flag.StringVar(&cfg.Lazypod, "lazypod", "build/lazypod", "lazypod `BINARY`")
 	flag.StringVar(&cfg.Proxyd, "proxyd", "/lib/systemd/systemd-socket-proxyd", "systemd-socket-proxyd `BINARY`")
 	flag.StringVar(&cfg.Image, "image", "localhost/lazypod-testserver:latest", "test server `IMAGE`")
-	flag.IntVar(&cfg.Rounds, "rounds", rounds, "`N` alternating rounds (default: $ROUNDS, else 5)")
+	flag.IntVar(&cfg.Rounds, "rounds", rounds, "`N` alternating rounds (default: $ROUNDS, else 6; a multiple of 6 balances the order of three contenders)")
 	flag.Int64Var(&cfg.BulkBytes, "bulk-bytes", 1<<30, "`BYTES` of one bulk transfer (split over the streams)")
 	flag.DurationVar(&cfg.WrkTime, "wrk-duration", 3*time.Second, "`DURATION` of each wrk run")
 	flag.StringVar(&cfg.WorkDir, "work", "build/bench", "`DIR` for logs, state and results.json")

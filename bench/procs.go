@@ -112,6 +112,10 @@ func (ps *procs) stopAll() error {
 // names them.
 func activated(ports []int, fdnames []string, program ...string) []string {
 	args := []string{"systemd-socket-activate"}
+	// It passes the program no environment but its own few variables.
+	if os.Getenv("GOMAXPROCS") != "" {
+		args = append(args, "-E", "GOMAXPROCS")
+	}
 	for _, p := range ports {
 		args = append(args, "-l", fmt.Sprintf("127.0.0.1:%d", p))
 	}

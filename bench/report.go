@@ -272,9 +272,8 @@ func writeWrk(b *strings.Builder, r *results) {
 	}
 	w("")
 	w("CPU time of the proxy process itself (user and system, all threads, from `/proc/PID/stat` before and")
-	w("after each wrk run) per request answered, in µs: what forwarding costs the machine, steadier than the")
-	w("request rate on a shared machine. It counts the kernel's work in the proxy's system calls, such as")
-	w("delivering loopback packets to their receiver.")
+	w("after each wrk run) per request answered, in µs: what forwarding costs the machine. It counts the")
+	w("kernel's work in the proxy's system calls, such as delivering loopback packets to their receiver.")
 	w("")
 	w("| mode | systemd-socket-proxyd | lazypod | lazypod/proxyd |")
 	w("|---|---|---|---|")

@@ -6,6 +6,9 @@ import (
 	"syscall"
 )
 
+// kernelBoundsConnect says that limitSYNs bounds a connect's wait.
+const kernelBoundsConnect = true
+
 // synRetries is how many times the kernel resends an unanswered SYN to the
 // backend before the connect fails (TCP_SYNCNT): once, after a second, so
 // a connect to a backend that drops SYNs (its accept queue is full) fails

@@ -258,7 +258,9 @@ func echoOnce(addr, msg string) error {
 func TestHeldFlowMemory(t *testing.T) {
 	if os.Getenv(childEnv) == "memory" {
 		srv := &Server{
-			Backend:         &fakeBackend{addr: os.Getenv("LAZYPOD_TEST_BACKEND")},
+			// Ready, as the launcher is once its container runs: flows
+			// take the path that grows their stack before the dial.
+			Backend:         &fakeBackend{addr: os.Getenv("LAZYPOD_TEST_BACKEND"), ready: true},
 			MaxConnections:  -1,
 			IdleTimeout:     -1,
 			FlowIdleTimeout: time.Hour,

@@ -98,7 +98,9 @@ type Server struct {
 
 	// DialTimeout is how long dials to the backend are retried while it
 	// refuses connections (it may still be coming up). If zero,
-	// DefaultDialTimeout. If negative, one attempt without a time limit.
+	// DefaultDialTimeout. If negative, one attempt with no time limit of
+	// the Server's (the default dialer's connect still gives up after
+	// about 3s on Linux).
 	DialTimeout time.Duration
 
 	// DrainTimeout is how long open flows may finish after Run's ctx is
@@ -149,7 +151,9 @@ type Server struct {
 	// (a container's stop timeout and then some).
 	StopTimeout time.Duration
 
-	// DialContext dials the backend. If nil, a net.Dialer's.
+	// DialContext dials the backend. If nil, a net.Dialer's with TCP
+	// keep-alive probes off and, on Linux, TCP_SYNCNT=1, so the kernel
+	// gives up on a connect whose SYN goes unanswered after about 3s.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// Logger receives flow failures and lifecycle events. If nil,
@@ -473,7 +477,8 @@ func (s *Server) connectBackend(ctx context.Context, network, route string) (net
 // Readier is a Backend that can say, without waiting, whether it is ready
 // now. For such a Backend a flow that arrives while it is ready is dialed
 // at once, without the timers that bound the wait for Start and the
-// dial's retries. The launcher is one.
+// dial's retries. When Ready returns true, Backend.Addr must give the
+// address as it would after Start returned nil. The launcher is one.
 type Readier interface {
 	Ready() bool
 }
@@ -482,12 +487,14 @@ type Readier interface {
 // returns the conn, or nil if the backend is not ready or the attempt
 // failed; connectBackend then takes the path that waits and retries.
 //
-// The attempt sets no deadline: the default dialer has the kernel give up
-// on a connect whose SYN goes unanswered after one retransmission (about
-// three seconds, see synRetries), and a connect on loopback is otherwise
-// answered at once. That spares a flow the timer, the context and the two
-// poller deadline updates a bounded dial costs, a tenth of the proxy's
-// own CPU for one-request connections.
+// With the default dialer on Linux the attempt sets no deadline: the kernel
+// gives up on a connect whose SYN goes unanswered after one retransmission
+// (about three seconds, see synRetries), and a connect on loopback is
+// otherwise answered at once. That spares a flow the timer, the context
+// and the two poller deadline updates a bounded dial costs: with the ready
+// wait's and the retries' contexts, 7% of the proxy's CPU for one-request
+// connections. A DialContext of the caller's, or another system, gets an
+// attempt bounded by dialAttemptTimeout instead.
 func (s *Server) dialReady(ctx context.Context, network, route string) net.Conn {
 	r, ok := s.Backend.(Readier)
 	if !ok || !r.Ready() {
@@ -497,6 +504,14 @@ func (s *Server) dialReady(ctx context.Context, network, route string) net.Conn 
 	if err != nil {
 		return nil
 	}
+	if s.DialContext != nil || !kernelBoundsConnect {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.attemptTimeout())
+		defer cancel()
+	}
+	// Grown here, once the flow is past any wait for a start: a flow held
+	// through a cold start keeps a small stack until then.
+	growStack()
 	c, err := s.dial(ctx, network, addr)
 	if err != nil {
 		s.logger().Debug("dialing ready backend; retrying", "route", route, "err", err)
@@ -527,7 +542,7 @@ func (s *Server) stopBackend(ctx context.Context) error {
 }
 
 // dialBackend dials addr, retrying for up to DialTimeout while the backend
-// refuses connections, unless moved reports that the backend's address is
+// refuses connections or an attempt times out, unless moved reports that the backend's address is
 // no longer addr. Each attempt is bounded by dialAttemptTimeout: a
 // connect on loopback is answered at once, and one that hangs is better
 // tried afresh.
@@ -550,8 +565,8 @@ func (s *Server) dialBackend(ctx context.Context, network, addr string, moved fu
 		if err == nil {
 			return c, nil
 		}
-		// Refused: not listening yet. Timed out: the SYN went unanswered
-		// (see synRetries), or the attempt's own time ran out.
+		// Refused: not listening yet. Timed out: the attempt's own time
+		// ran out, or the kernel gave up on an unanswered SYN.
 		retry := errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ETIMEDOUT) ||
 			(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil)
 		if !retry || ctx.Err() != nil {
@@ -635,10 +650,19 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 }
 
 // backendDialer dials backends. It turns off TCP keep-alive probes, whose
-// five setsockopt calls per flow are a measurable share of a short flow
+// four setsockopt calls per flow are a measurable share of a short flow
 // and which a backend on this host does not need, and has the kernel give
 // up on an unanswered connect after synRetries retransmitted SYNs.
 var backendDialer = net.Dialer{KeepAlive: -1, Control: limitSYNs}
+
+// attemptTimeout bounds one dial: dialAttemptTimeout, or DialTimeout if
+// that is shorter.
+func (s *Server) attemptTimeout() time.Duration {
+	if d := s.dialTimeout(); d > 0 {
+		return min(d, dialAttemptTimeout)
+	}
+	return dialAttemptTimeout
+}
 
 func (s *Server) idleTimeout() time.Duration {
 	if s.IdleTimeout == 0 {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -73,7 +74,7 @@ func echo(c *net.TCPConn) {
 
 // proxyTo starts a Server for route "web" on a new loopback listener, with
 // a backend at addr, and returns the address to dial.
-func proxyTo(t testing.TB, be *fakeBackend, mod func(*Server)) (string, *Server) {
+func proxyTo(t testing.TB, be Backend, mod func(*Server)) (string, *Server) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -531,21 +532,28 @@ func BenchmarkFlowTCP(b *testing.B) {
 }
 
 // A flow to a backend that says it is ready is dialed without Start; one
-// whose dial cannot be made then (here, Addr fails once) takes the path
-// that starts and waits.
+// whose address cannot be had or refuses then takes the path that starts
+// and waits.
 func TestReadyBackend(t *testing.T) {
 	echo := startTestServer(t, func(c *net.TCPConn) { io.Copy(c, c) })
+	refused := closedPort(t)
 	for _, tt := range []struct {
 		name       string
-		addrFails  int
+		be         Backend
 		wantStarts int
 	}{
-		{name: "ready", wantStarts: 0},
-		{name: "not reachable when ready", addrFails: 1, wantStarts: 1},
+		{name: "ready", be: &fakeBackend{addr: echo.Addr(), ready: true}},
+		{name: "no address when ready", be: &fakeBackend{addr: echo.Addr(), ready: true, addrFails: 1}, wantStarts: 1},
+		{
+			// The container crashed and its port refuses: Start brings it
+			// back at a new address.
+			name:       "refused when ready",
+			be:         &restartingBackend{fakeBackend: &fakeBackend{addr: refused, ready: true}, next: echo.Addr()},
+			wantStarts: 1,
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			be := &fakeBackend{addr: echo.Addr(), ready: true, addrFails: tt.addrFails}
-			addr, _ := proxyTo(t, be, nil)
+			addr, _ := proxyTo(t, tt.be, nil)
 			c := dialTCP(t, addr)
 			c.Write([]byte("ping"))
 			c.CloseWrite()
@@ -553,9 +561,69 @@ func TestReadyBackend(t *testing.T) {
 			if err != nil || string(got) != "ping" {
 				t.Fatalf("echo through the proxy: got %q, %v; want %q", got, err, "ping")
 			}
-			if n := be.Starts(); n != tt.wantStarts {
-				t.Errorf("Start called %d times; want %d", n, tt.wantStarts)
+			if n := starts(tt.be); n != tt.wantStarts {
+				t.Errorf("Start calls: got %d; want %d", n, tt.wantStarts)
 			}
 		})
+	}
+}
+
+// restartingBackend is a fakeBackend whose Start moves it to next, as a
+// container started again gets a new port.
+type restartingBackend struct {
+	*fakeBackend
+	next string
+}
+
+func (b *restartingBackend) Start(ctx context.Context) error {
+	b.setAddr(b.next)
+	return b.fakeBackend.Start(ctx)
+}
+
+func starts(be Backend) int {
+	switch b := be.(type) {
+	case *fakeBackend:
+		return b.Starts()
+	case *restartingBackend:
+		return b.Starts()
+	}
+	return -1
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// A caller's DialContext on the ready path gets an attempt with a deadline:
+// only the default dialer's connect is bounded by the kernel.
+func TestReadyDialDeadline(t *testing.T) {
+	echo := startTestServer(t, func(c *net.TCPConn) {})
+	var deadline time.Duration
+	s := &Server{
+		Backend: &fakeBackend{addr: echo.Addr(), ready: true},
+		Logger:  discardLogger(),
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if d, ok := ctx.Deadline(); ok {
+				deadline = time.Until(d)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	c := s.dialReady(t.Context(), "tcp", "web")
+	if c == nil {
+		t.Fatal("dialReady to a ready backend: got nil conn")
+	}
+	c.Close()
+	if deadline <= 0 || deadline > dialAttemptTimeout {
+		t.Errorf("deadline of the dial's context: got %s from now; want within %s", deadline, dialAttemptTimeout)
 	}
 }

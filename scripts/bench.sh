@@ -7,8 +7,8 @@
 # what it starts (lazypod and systemd-socket-proxyd inherit it: 1000 flows need about 6000 fds),
 # and stops the Podman again whatever happens, which removes every container left behind.
 #
-# Environment: ROUNDS (alternating rounds, default 5: about 5 minutes on a 2-core machine; use
-# ROUNDS=15 or more for figures to publish), BENCH_FLAGS (more flags for the bench, e.g.
+# Environment: ROUNDS (alternating rounds, default 6: about 4 minutes on a 2-core machine; use
+# ROUNDS=18 for figures to publish; multiples of 6 balance the contenders' order), BENCH_FLAGS (more flags for the bench, e.g.
 # "-wrk-duration 10s -bulk-bytes 4294967296").
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -33,9 +33,9 @@ CGO_ENABLED=0 go build -o build/lazypod-bench ./bench
 
 # As much room for descriptors as the hard limit allows.
 ulimit -n "$(ulimit -Hn)"
-rounds=${ROUNDS:-5}
+rounds=${ROUNDS:-6}
 cmd="make bench"
-[ "$rounds" = 5 ] || cmd="ROUNDS=$rounds make bench"
+[ "$rounds" = 6 ] || cmd="ROUNDS=$rounds make bench"
 [ -z "${BENCH_FLAGS:-}" ] || cmd="BENCH_FLAGS='$BENCH_FLAGS' $cmd"
 # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
 build/lazypod-bench -podman-url "$PM_URL" -rounds "$rounds" -command "$cmd" ${BENCH_FLAGS:-}

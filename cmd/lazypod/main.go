@@ -64,8 +64,8 @@ func main() {
 // goroutines to no other thread and spins none: on a 2-core machine
 // lazypod spent 12-20% less CPU per request than with two, at request
 // rates as high within the spread between rounds (BENCHMARKS.md). It costs
-// some bulk throughput (about 8% with eight parallel 1 GiB streams), which
-// a real network link caps far lower anyway. A definition file's [Service]
+// some bulk throughput (about 5-8% with one to eight parallel 1 GiB
+// streams), which a real network link caps far lower anyway. A definition file's [Service]
 // section can set Environment=GOMAXPROCS=N to change it.
 func oneProc() {
 	if os.Getenv("GOMAXPROCS") == "" {
