@@ -37,6 +37,7 @@ rounds=${ROUNDS:-6}
 cmd="make bench"
 [ "$rounds" = 6 ] || cmd="ROUNDS=$rounds make bench"
 [ -z "${BENCH_FLAGS:-}" ] || cmd="BENCH_FLAGS='$BENCH_FLAGS' $cmd"
+[ -z "${GOMAXPROCS:-}" ] || cmd="GOMAXPROCS=$GOMAXPROCS $cmd"
 # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
 build/lazypod-bench -podman-url "$PM_URL" -rounds "$rounds" -command "$cmd" ${BENCH_FLAGS:-}
 log "bench done in $(elapsed "$start")"
