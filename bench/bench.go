@@ -333,32 +333,24 @@ func (b *bench) round(ctx context.Context, r int) error {
 			b.logf("  %-14s %-8s %8.0f MiB/s each way", fig, t.name, mibs)
 		}
 	}
+	// The proxies, whose own CPU each run measures.
 	servers := map[string]*proc{proxyd: b.proxydWebProc, lazypod: b.lazyProc}
 	for _, m := range wrkModes {
 		for _, t := range order(targets, r) {
-			// The proxy's own CPU for the run, per request answered.
-			p := servers[t.name]
-			var cpu0 time.Duration
-			if p != nil {
-				var err error
-				if cpu0, err = cpuTime(p.cmd.Process.Pid); err != nil {
-					return fmt.Errorf("%s %s: %w", m.figure, t.name, err)
-				}
-			}
-			w, err := runWrk(ctx, "http://"+t.web+"/", m.threads, m.conns, b.cfg.WrkTime, m.closeConn)
+			var w wrkResult
+			cpu, err := cpuDuring(servers[t.name], func() (err error) {
+				w, err = runWrk(ctx, "http://"+t.web+"/", m.threads, m.conns, b.cfg.WrkTime, m.closeConn)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", m.figure, t.name, err)
 			}
-			if p != nil {
-				cpu1, err := cpuTime(p.cmd.Process.Pid)
-				if err != nil {
-					return fmt.Errorf("%s %s: %w", m.figure, t.name, err)
-				}
-				if w.Requests == 0 {
-					b.res.Notes = append(b.res.Notes, fmt.Sprintf("round %d, %s, %s: no request count in wrk's output, no CPU figure", r+1, m.figure, t.name))
-				} else {
-					b.add(m.figure+"-cpu", t.name, r, float64((cpu1-cpu0).Microseconds())/float64(w.Requests))
-				}
+			switch {
+			case servers[t.name] == nil:
+			case w.Requests == 0:
+				b.res.Notes = append(b.res.Notes, fmt.Sprintf("round %d, %s, %s: no request count in wrk's output, no CPU figure", r+1, m.figure, t.name))
+			default:
+				b.add(m.figure+"-cpu", t.name, r, float64(cpu.Microseconds())/float64(w.Requests))
 			}
 			if w.Errors > 0 {
 				b.res.Notes = append(b.res.Notes, fmt.Sprintf("round %d, %s, %s: wrk reported %d socket errors or non-2xx answers", r+1, m.figure, t.name, w.Errors))

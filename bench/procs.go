@@ -172,6 +172,23 @@ func rssKB(pid int) (int, error) {
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
 }
 
+// cpuDuring runs f and returns the CPU time p used meanwhile, or 0 if p is
+// nil.
+func cpuDuring(p *proc, f func() error) (time.Duration, error) {
+	if p == nil {
+		return 0, f()
+	}
+	before, err := cpuTime(p.cmd.Process.Pid)
+	if err != nil {
+		return 0, err
+	}
+	if err := f(); err != nil {
+		return 0, err
+	}
+	after, err := cpuTime(p.cmd.Process.Pid)
+	return after - before, err
+}
+
 // cpuTime returns the CPU time (user and system) a process has used, all
 // its threads together, from /proc/PID/stat in clock ticks of 10ms.
 func cpuTime(pid int) (time.Duration, error) {

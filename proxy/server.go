@@ -542,10 +542,10 @@ func (s *Server) stopBackend(ctx context.Context) error {
 }
 
 // dialBackend dials addr, retrying for up to DialTimeout while the backend
-// refuses connections or an attempt times out, unless moved reports that the backend's address is
-// no longer addr. Each attempt is bounded by dialAttemptTimeout: a
-// connect on loopback is answered at once, and one that hangs is better
-// tried afresh.
+// refuses connections or an attempt times out, unless moved reports that
+// the backend's address is no longer addr. Each attempt is bounded by
+// dialAttemptTimeout: a connect on loopback is answered at once, and one
+// that hangs is better tried afresh.
 func (s *Server) dialBackend(ctx context.Context, network, addr string, moved func() bool) (net.Conn, error) {
 	limit := s.dialTimeout()
 	if limit < 0 {

@@ -538,8 +538,11 @@ func TestReadyBackend(t *testing.T) {
 	echo := startTestServer(t, func(c *net.TCPConn) { io.Copy(c, c) })
 	refused := closedPort(t)
 	for _, tt := range []struct {
-		name       string
-		be         Backend
+		name string
+		be   interface {
+			Backend
+			Starts() int
+		}
 		wantStarts int
 	}{
 		{name: "ready", be: &fakeBackend{addr: echo.Addr(), ready: true}},
@@ -561,7 +564,7 @@ func TestReadyBackend(t *testing.T) {
 			if err != nil || string(got) != "ping" {
 				t.Fatalf("echo through the proxy: got %q, %v; want %q", got, err, "ping")
 			}
-			if n := starts(tt.be); n != tt.wantStarts {
+			if n := tt.be.Starts(); n != tt.wantStarts {
 				t.Errorf("Start calls: got %d; want %d", n, tt.wantStarts)
 			}
 		})
@@ -578,16 +581,6 @@ type restartingBackend struct {
 func (b *restartingBackend) Start(ctx context.Context) error {
 	b.setAddr(b.next)
 	return b.fakeBackend.Start(ctx)
-}
-
-func starts(be Backend) int {
-	switch b := be.(type) {
-	case *fakeBackend:
-		return b.Starts()
-	case *restartingBackend:
-		return b.Starts()
-	}
-	return -1
 }
 
 // closedPort returns a loopback address nothing listens on.

@@ -61,12 +61,12 @@ func main() {
 // oneProc has the serve process run Go code on one core at a time, unless
 // the GOMAXPROCS environment variable says otherwise. A proxy's work is in
 // the kernel (accept, connect, splice); with one P the Go scheduler hands
-// goroutines to no other thread and spins none: on a 2-core machine
-// lazypod spent 12-20% less CPU per request than with two, at request
-// rates as high within the spread between rounds (BENCHMARKS.md). It costs
-// some bulk throughput (about 5-8% with one to eight parallel 1 GiB
-// streams), which a real network link caps far lower anyway. A definition file's [Service]
-// section can set Environment=GOMAXPROCS=N to change it.
+// goroutines to no other thread and spins none. On a 2-core machine
+// lazypod spent 5-21% less CPU per request than with two, at request rates
+// as high within the spread between rounds (BENCHMARKS.md). It costs some
+// bulk throughput (about 5-8% with one to eight parallel 1 GiB streams),
+// which a real network link caps far lower anyway. A definition file's
+// [Service] section can set Environment=GOMAXPROCS=N to change it.
 func oneProc() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
