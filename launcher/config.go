@@ -7,9 +7,10 @@ import (
 	"math"
 	"net"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // Defaults for the zero values of Config.
@@ -34,14 +35,6 @@ const (
 // container; NOTIFY_SOCKET is set to it.
 const NotifyPath = "/run/lazypod/notify.sock"
 
-// Protocol is the transport of a container port.
-type Protocol string
-
-const (
-	ProtoTCP Protocol = "tcp"
-	ProtoUDP Protocol = "udp"
-)
-
 // Port is a container port that flows arriving on a route are forwarded to.
 type Port struct {
 	// Route names the listener (systemd socket name) whose flows go to
@@ -50,12 +43,12 @@ type Port struct {
 	// Port is the port inside the container. Required.
 	Port uint16
 	// Proto is the port's transport. If empty, tcp.
-	Proto Protocol
+	Proto spec.Protocol
 }
 
-func (p Port) proto() Protocol {
+func (p Port) proto() spec.Protocol {
 	if p.Proto == "" {
-		return ProtoTCP
+		return spec.ProtoTCP
 	}
 	return p.Proto
 }
@@ -89,10 +82,9 @@ type Config struct {
 
 	// Env is the container's environment, KEY=VALUE each.
 	Env []string
-	// Volumes are SRC:DST[:OPTS] each: an absolute SRC is a bind mount of
-	// that host path, any other SRC the name of a named volume; OPTS is a
-	// comma-separated list such as "ro,z".
-	Volumes []string
+	// Volumes are mounted into the container: an absolute Source is a
+	// bind mount of that host path, any other the name of a named volume.
+	Volumes []spec.Volume
 	// Labels are extra container labels. Keys may not start with
 	// "io.lazypod.".
 	Labels map[string]string
@@ -109,7 +101,7 @@ type Config struct {
 
 	// Ready is how to tell the container is ready to take flows. The zero
 	// value means tcp if a tcp port is published, else none.
-	Ready Probe
+	Ready spec.Probe
 	// ReadyTimeout is how long one start may take, from starting the
 	// container to its probe passing. If zero, DefaultReadyTimeout.
 	ReadyTimeout time.Duration
@@ -125,7 +117,7 @@ type Config struct {
 	// for the notify probe.
 	RuntimeDir string
 
-	// Runtime is the container engine: a *Podman from NewPodman, or a
+	// Runtime is the container engine: internal/podman's Client, or a
 	// fake in tests. Required.
 	Runtime Runtime
 	// DialContext dials the published ports for the tcp and http probes.
@@ -195,21 +187,21 @@ func (c *Config) dialContext() func(ctx context.Context, network, addr string) (
 }
 
 // ready returns the probe to use, with the zero value's default applied.
-func (c *Config) ready() Probe {
+func (c *Config) ready() spec.Probe {
 	if c.Ready.Kind != "" {
 		return c.Ready
 	}
 	if _, ok := c.firstTCP(); ok {
-		return Probe{Kind: ProbeTCP}
+		return spec.Probe{Kind: spec.ProbeTCP}
 	}
-	return Probe{Kind: ProbeNone}
+	return spec.Probe{Kind: spec.ProbeNone}
 }
 
 // firstTCP returns the first published tcp port, which the tcp and http
 // probes use.
 func (c *Config) firstTCP() (Port, bool) {
 	for _, p := range c.Ports {
-		if p.proto() == ProtoTCP {
+		if p.proto() == spec.ProtoTCP {
 			return p, true
 		}
 	}
@@ -224,9 +216,6 @@ func (c *Config) notifySocketPath() string {
 // maxSocketPath is the longest path a unix socket address holds on Linux.
 const maxSocketPath = 107
 
-// nameRE is Podman's rule for container names.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
 // Validate checks c and returns the first problem. It checks everything
 // New does except Runtime, so that a caller can check its input before
 // it contacts Podman.
@@ -234,8 +223,8 @@ func (c Config) Validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("missing container name")
 	}
-	if !nameRE.MatchString(c.Name) {
-		return fmt.Errorf("invalid container name %q: use letters, digits, and _.- after the first", c.Name)
+	if err := spec.CheckName(c.Name); err != nil {
+		return fmt.Errorf("invalid container name %q: %w", c.Name, err)
 	}
 	if c.Image == "" {
 		return fmt.Errorf("missing image")
@@ -249,8 +238,8 @@ func (c Config) Validate() error {
 		if p.Port == 0 {
 			return fmt.Errorf("route %q: missing container port", p.Route)
 		}
-		if pr := p.proto(); pr != ProtoTCP && pr != ProtoUDP {
-			return fmt.Errorf("route %q: invalid protocol %q: valid protocols are %q, %q", p.Route, p.Proto, ProtoTCP, ProtoUDP)
+		if pr := p.proto(); pr != spec.ProtoTCP && pr != spec.ProtoUDP {
+			return fmt.Errorf("route %q: invalid protocol %q: valid protocols are %q, %q", p.Route, p.Proto, spec.ProtoTCP, spec.ProtoUDP)
 		}
 	}
 	for _, kv := range c.Env {
@@ -259,13 +248,13 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, v := range c.Volumes {
-		if _, err := parseVolume(v); err != nil {
-			return err
+		if _, err := spec.ParseVolume(v.String()); err != nil {
+			return fmt.Errorf("invalid volume %q: %w", v, err)
 		}
 	}
-	for k := range c.Labels {
-		if strings.HasPrefix(k, "io.lazypod.") {
-			return fmt.Errorf("invalid label %q: the io.lazypod. prefix is lazypod's own", k)
+	for k, v := range c.Labels {
+		if err := spec.CheckLabel(k + "=" + v); err != nil {
+			return fmt.Errorf("invalid label: %w", err)
 		}
 	}
 	if c.Memory < 0 {
@@ -278,15 +267,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("invalid timeout: must not be negative")
 	}
 	p := c.ready()
-	if err := p.validate(); err != nil {
-		return err
+	if err := p.Check(); err != nil {
+		return fmt.Errorf("invalid probe %q: %w", p, err)
 	}
 	switch p.Kind {
-	case ProbeTCP, ProbeHTTP:
+	case spec.ProbeTCP, spec.ProbeHTTP:
 		if _, ok := c.firstTCP(); !ok {
 			return fmt.Errorf("probe %s needs a tcp port: publish one or choose another probe", p)
 		}
-	case ProbeNotify:
+	case spec.ProbeNotify:
 		if c.RuntimeDir == "" {
 			return fmt.Errorf("probe notify needs a runtime directory for its socket")
 		}
@@ -295,31 +284,4 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-// parseVolume parses SRC:DST[:OPTS].
-func parseVolume(s string) (Mount, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) < 2 || len(parts) > 3 {
-		return Mount{}, fmt.Errorf("invalid volume %q: want SRC:DST[:OPTS]", s)
-	}
-	m := Mount{Source: parts[0], Target: parts[1]}
-	if m.Source == "" {
-		return Mount{}, fmt.Errorf("invalid volume %q: missing source", s)
-	}
-	if !filepath.IsAbs(m.Source) && (strings.Contains(m.Source, "/") || strings.HasPrefix(m.Source, ".")) {
-		return Mount{}, fmt.Errorf("invalid volume %q: source must be an absolute path or a volume name", s)
-	}
-	if !filepath.IsAbs(m.Target) {
-		return Mount{}, fmt.Errorf("invalid volume %q: destination must be an absolute path", s)
-	}
-	if len(parts) == 3 {
-		for o := range strings.SplitSeq(parts[2], ",") {
-			if o == "" {
-				return Mount{}, fmt.Errorf("invalid volume %q: empty option", s)
-			}
-			m.Options = append(m.Options, o)
-		}
-	}
-	return m, nil
 }

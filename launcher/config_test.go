@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -17,7 +19,7 @@ func TestNewValidates(t *testing.T) {
 		wantErr string // "" means valid
 	}{
 		{name: "minimal", change: func(*Config) {}},
-		{name: "udp only defaults to none", change: func(c *Config) { c.Ports = []Port{{Route: "dns", Port: 53, Proto: ProtoUDP}} }},
+		{name: "udp only defaults to none", change: func(c *Config) { c.Ports = []Port{{Route: "dns", Port: 53, Proto: spec.ProtoUDP}} }},
 		{name: "no ports defaults to none", change: func(c *Config) { c.Ports = nil }},
 		{name: "missing name", change: func(c *Config) { c.Name = "" }, wantErr: "missing container name"},
 		{name: "bad name", change: func(c *Config) { c.Name = "-x" }, wantErr: `invalid container name "-x"`},
@@ -28,27 +30,28 @@ func TestNewValidates(t *testing.T) {
 		{name: "bad protocol", change: func(c *Config) { c.Ports[0].Proto = "sctp" }, wantErr: `invalid protocol "sctp"`},
 		{name: "env without =", change: func(c *Config) { c.Env = []string{"HOME"} }, wantErr: `invalid env "HOME"`},
 		{name: "env empty key", change: func(c *Config) { c.Env = []string{"=x"} }, wantErr: `invalid env "=x"`},
-		{name: "bind volume", change: func(c *Config) { c.Volumes = []string{"/srv/data:/data:ro,z"} }},
-		{name: "named volume", change: func(c *Config) { c.Volumes = []string{"data:/data"} }},
-		{name: "volume one part", change: func(c *Config) { c.Volumes = []string{"/data"} }, wantErr: "want SRC:DST[:OPTS]"},
-		{name: "volume relative source", change: func(c *Config) { c.Volumes = []string{"./data:/data"} }, wantErr: "absolute path or a volume name"},
-		{name: "volume relative target", change: func(c *Config) { c.Volumes = []string{"data:data"} }, wantErr: "destination must be an absolute path"},
-		{name: "volume empty option", change: func(c *Config) { c.Volumes = []string{"data:/data:ro,"} }, wantErr: "empty option"},
-		{name: "reserved label", change: func(c *Config) { c.Labels = map[string]string{LabelHash: "x"} }, wantErr: "io.lazypod. prefix"},
+		{name: "bind volume", change: func(c *Config) {
+			c.Volumes = []spec.Volume{{Source: "/srv/data", Target: "/data", Options: []string{"ro", "z"}}}
+		}},
+		{name: "named volume", change: func(c *Config) { c.Volumes = []spec.Volume{{Source: "data", Target: "/data"}} }},
+		{name: "volume relative source", change: func(c *Config) { c.Volumes = []spec.Volume{{Source: "./data", Target: "/data"}} }, wantErr: "neither an absolute host path nor a volume name"},
+		{name: "volume relative target", change: func(c *Config) { c.Volumes = []spec.Volume{{Source: "data", Target: "data"}} }, wantErr: "want SRC:DST[:OPTS] with an absolute DST"},
+		{name: "volume empty option", change: func(c *Config) { c.Volumes = []spec.Volume{{Source: "data", Target: "/data", Options: []string{""}}} }, wantErr: "empty mount option"},
+		{name: "reserved label", change: func(c *Config) { c.Labels = map[string]string{LabelHash: "x"} }, wantErr: "the io.lazypod. prefix is lazypod's own"},
 		{name: "negative memory", change: func(c *Config) { c.Memory = -1 }, wantErr: "invalid memory limit"},
 		{name: "NaN cpus", change: func(c *Config) { c.CPUs = math.NaN() }, wantErr: "invalid cpu limit"},
 		{name: "negative timeout", change: func(c *Config) { c.StopTimeout = -1 }, wantErr: "invalid timeout"},
-		{name: "bad probe", change: func(c *Config) { c.Ready = Probe{Kind: "x"} }, wantErr: `invalid probe "x"`},
+		{name: "bad probe", change: func(c *Config) { c.Ready = spec.Probe{Kind: "x"} }, wantErr: `invalid probe "x"`},
 		{name: "tcp probe without tcp port", change: func(c *Config) {
-			c.Ports = []Port{{Route: "dns", Port: 53, Proto: ProtoUDP}}
-			c.Ready = Probe{Kind: ProbeTCP}
+			c.Ports = []Port{{Route: "dns", Port: 53, Proto: spec.ProtoUDP}}
+			c.Ready = spec.Probe{Kind: spec.ProbeTCP}
 		}, wantErr: "probe tcp needs a tcp port"},
-		{name: "notify without runtime dir", change: func(c *Config) { c.Ready = Probe{Kind: ProbeNotify} }, wantErr: "needs a runtime directory"},
+		{name: "notify without runtime dir", change: func(c *Config) { c.Ready = spec.Probe{Kind: spec.ProbeNotify} }, wantErr: "needs a runtime directory"},
 		{name: "notify path too long", change: func(c *Config) {
-			c.Ready = Probe{Kind: ProbeNotify}
+			c.Ready = spec.Probe{Kind: spec.ProbeNotify}
 			c.RuntimeDir = "/run/" + strings.Repeat("x", 100)
 		}, wantErr: "longer than 107 bytes: set RuntimeDirectory= / $RUNTIME_DIRECTORY to a shorter path or use a shorter --name"},
-		{name: "notify", change: func(c *Config) { c.Ready = Probe{Kind: ProbeNotify}; c.RuntimeDir = "/run/lazypod" }},
+		{name: "notify", change: func(c *Config) { c.Ready = spec.Probe{Kind: spec.ProbeNotify}; c.RuntimeDir = "/run/lazypod" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,10 +89,10 @@ func TestDefaultProbe(t *testing.T) {
 	tests := []struct {
 		name  string
 		ports []Port
-		want  Probe
+		want  spec.Probe
 	}{
-		{name: "tcp port", ports: []Port{{Route: "dns", Port: 53, Proto: ProtoUDP}, {Route: "web", Port: 80}}, want: Probe{Kind: ProbeTCP}},
-		{name: "udp only", ports: []Port{{Route: "dns", Port: 53, Proto: ProtoUDP}}, want: Probe{Kind: ProbeNone}},
+		{name: "tcp port", ports: []Port{{Route: "dns", Port: 53, Proto: spec.ProtoUDP}, {Route: "web", Port: 80}}, want: spec.Probe{Kind: spec.ProbeTCP}},
+		{name: "udp only", ports: []Port{{Route: "dns", Port: 53, Proto: spec.ProtoUDP}}, want: spec.Probe{Kind: spec.ProbeNone}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,13 +111,13 @@ func TestContainerSpec(t *testing.T) {
 		Command: []string{"serve", "--fast"},
 		Ports: []Port{
 			{Route: "web", Port: 8080},
-			{Route: "web-alt", Port: 8080, Proto: ProtoTCP},
-			{Route: "dns", Port: 53, Proto: ProtoUDP},
+			{Route: "web-alt", Port: 8080, Proto: spec.ProtoTCP},
+			{Route: "dns", Port: 53, Proto: spec.ProtoUDP},
 		},
 		Env:        []string{"A=1"},
-		Volumes:    []string{"/srv:/srv:ro", "data:/data"},
+		Volumes:    []spec.Volume{{Source: "/srv", Target: "/srv", Options: []string{"ro"}}, {Source: "data", Target: "/data"}},
 		Labels:     map[string]string{"team": "a"},
-		Ready:      Probe{Kind: ProbeNotify},
+		Ready:      spec.Probe{Kind: spec.ProbeNotify},
 		RuntimeDir: "/run/lz",
 	}
 	s := c.containerSpec()
@@ -170,7 +173,7 @@ func TestSpecHash(t *testing.T) {
 		{name: "command", change: func(c *Config) { c.Command = []string{"x"} }},
 		{name: "port", change: func(c *Config) { c.Ports[0].Port = 8081 }},
 		{name: "label", change: func(c *Config) { c.Labels["x"] = "9" }},
-		{name: "volume", change: func(c *Config) { c.Volumes = []string{"d:/d"} }},
+		{name: "volume", change: func(c *Config) { c.Volumes = []spec.Volume{{Source: "d", Target: "/d"}} }},
 		{name: "memory", change: func(c *Config) { c.Memory = 1 << 20 }},
 		{name: "cpus", change: func(c *Config) { c.CPUs = 0.5 }},
 		{name: "user", change: func(c *Config) { c.User = "1000" }},
@@ -192,29 +195,5 @@ func TestSpecHash(t *testing.T) {
 	c.Ports[0].Route = "renamed"
 	if got := hash(c); got != want {
 		t.Errorf("hash changed with route names or timeouts; want it unchanged")
-	}
-}
-
-func TestDefaultPodmanURL(t *testing.T) {
-	tests := []struct {
-		name   string
-		env    map[string]string
-		euid   int
-		exists bool
-		want   string
-	}{
-		{name: "CONTAINER_HOST wins", env: map[string]string{"CONTAINER_HOST": "tcp://h:1", "XDG_RUNTIME_DIR": "/run/user/1000"}, euid: 1000, exists: true, want: "tcp://h:1"},
-		{name: "rootless socket", env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, euid: 1000, exists: true, want: "unix:///run/user/1000/podman/podman.sock"},
-		{name: "rootless socket missing", env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, euid: 1000, exists: false, want: "unix:///run/podman/podman.sock"},
-		{name: "root", env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/0"}, euid: 0, exists: true, want: "unix:///run/podman/podman.sock"},
-		{name: "nothing set", euid: 1000, exists: true, want: "unix:///run/podman/podman.sock"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := defaultPodmanURL(func(k string) string { return tt.env[k] }, tt.euid, func(string) bool { return tt.exists })
-			if got != tt.want {
-				t.Errorf("defaultPodmanURL: got %q; want %q", got, tt.want)
-			}
-		})
 	}
 }

@@ -3,18 +3,15 @@
 // the proxy calls Start when a flow arrives, Addr to learn where to send
 // it, and Stop when the service has been idle.
 //
-// Typical use:
+// Typical use (package internal/podman's Client is the Runtime over the
+// Podman API):
 //
-//	pm, err := launcher.NewPodman(ctx, launcher.DefaultPodmanURL())
-//	if err != nil {
-//		return err // errors.Is(err, launcher.ErrNoPodman): hint at podman.socket
-//	}
 //	l, err := launcher.New(launcher.Config{
 //		Name:    "web",
 //		Image:   "docker.io/library/nginx:stable",
 //		Ports:   []launcher.Port{{Route: "http", Port: 80}},
-//		Ready:   launcher.Probe{Kind: launcher.ProbeHTTP, Arg: "/"},
-//		Runtime: pm,
+//		Ready:   spec.Probe{Kind: spec.ProbeHTTP, Arg: "/"},
+//		Runtime: podman.New(""),
 //		Status:  func(line string) { daemon.SdNotify(false, "STATUS="+line) },
 //	})
 //	if err != nil {
@@ -22,33 +19,31 @@
 //	}
 //	g.Go(func() error { return l.Run(ctx) })
 //	// for each flow:
-//	if err := l.Start(flowCtx); err != nil { ... }
+//	if err := l.Start(flowCtx); err != nil { ... } // errors.Is(err, launcher.ErrNoPodman): hint at podman.socket
 //	addr, err := l.Addr("http") // "127.0.0.1:41234"
 //	// when idle, and on shutdown:
 //	err = l.Stop(ctx)
 //
-// With automatic updates, a Swapper (cmd/lazypod's, over the updater's
-// state) chooses the image of each start, and the *Podman tells images
-// apart by their digests:
+// With automatic updates, a Swapper (the updater's Service) chooses the
+// image of each start and hears how it went:
 //
-//	pm.AuthFile, pm.SkipTLSVerify = authFile, !tlsVerify // used by Pull
-//	info, ok, err := pm.Image(ctx, "registry.example/app:1")
-//	// info.ID, info.Digests: "registry.example/app@sha256:...", "sha256:..."
 //	l, err := launcher.New(launcher.Config{
 //		Name:           "web",
 //		Image:          "registry.example/app:1",
 //		Runtime:        pm,
-//		Swapper:        hook, // Choose: {Image: pendingID, Fallback: currentID}
+//		Swapper:        svc, // Choose: pendingID with fallback currentID
 //		RollbackWindow: 30 * time.Second,
 //	})
-//	// hook.Ready(d): d.ImageID is running (d.RolledBack: the fallback);
-//	// hook.Failed(id, reason): record id's digest as failed.
+//	// svc.Ready(imageID, coldStart): imageID is running;
+//	// svc.Failed(imageID, reason): record imageID's digest as failed.
 //
 // # States
 //
 // A launcher is stopped, starting, ready or stopping. Concurrent Start
-// calls share one start, which runs under Run's context, so a caller that
-// gives up does not cancel it for the others. Once ready, Start is a mutex
+// calls share one start, which runs in a goroutine of its own under Run's
+// context, so a caller that gives up does not cancel it for the others.
+// Each start has its own done channel, so a caller always gets the result
+// of the start it joined. Once ready, Start is a mutex
 // check. Stop cancels a start in progress; a Start during a Stop waits for
 // the stop, then starts again. If the container exits while ready, an exit
 // watcher moves the launcher to stopped and the next Start starts it again.
@@ -79,7 +74,7 @@
 // With a Config.Swapper, each start from stopped first asks Choose which
 // image to run: an image ID or reference already in local storage (never
 // pulled: ErrImageNotFound if missing), or "" for Config.Image as without
-// a Swapper. The container is created from Config.Image's name if that
+// a Swapper, and which image to fall back to. The container is created from Config.Image's name if that
 // names the chosen image, else from its ID; its io.lazypod.hash stays the
 // configured settings', so a swap recreates it as "image changed".
 //
@@ -89,9 +84,8 @@
 // in the same start, with a fresh ReadyTimeout: every waiting Start caller
 // is served by the fallback. If the fallback is missing or fails too, the
 // start fails with ErrRollback, carrying both reasons, and nothing is left
-// running. Ready hears of every successful start (Deployment: the image,
-// whether it is a rollback, the cold start with both attempts), after the
-// waiting callers have been released. A chosen container with a Fallback
+// running. Ready hears of every successful start (the image, and the cold
+// start with both attempts), after the waiting callers have been released. A chosen container with a Fallback
 // that exits within RollbackWindow (10s) of becoming ready is a failure
 // too: Failed hears it (an *ExitError) and the launcher moves to stopped,
 // so the next Start chooses anew. Stop is never a failure. Swapper calls
@@ -108,7 +102,7 @@
 //     is adopted and probed, except with the notify probe, whose READY=1
 //     went to an earlier socket: that container is restarted.
 //   - The exec probe splits its command on white space; there is no shell
-//     and no quoting.
+//     and no quoting (spec.ParseProbe refuses quotes).
 //   - The notify probe reads only READY=1; its socket is
 //     RuntimeDir/NAME.notify, at most 107 bytes long, bind-mounted at
 //     /run/lazypod/notify.sock. Other sd_notify messages are ignored.
@@ -125,9 +119,7 @@
 //   - A container that passes its probe and exits in the instant before
 //     the start ends fails that start (its image is reported to Failed);
 //     it is not rolled back within the start.
-//   - Pull reads AuthFile in this process (as "podman --remote" does);
-//     SkipTLSVerify applies to Pull only.
-//   - The Podman bindings retry a request that fails to connect up to
-//     three times, sleeping 100ms, 200ms and 300ms, even past the
-//     caller's deadline, so "Podman is down" takes about 600ms to report.
+//   - The launcher does not import Podman's bindings: internal/podman
+//     does, and its limits (the bindings' retries of a refused connect,
+//     about 600ms) apply to every start.
 package launcher

@@ -14,9 +14,13 @@ var (
 	// connections.
 	ErrNoPodman = errors.New("podman API not reachable")
 
-	// ErrImageNotFound means the image is not in local storage and pulling
-	// it failed: the registry does not know it or refused the pull.
+	// ErrImageNotFound means the image is not in local storage and the
+	// registry does not have it either.
 	ErrImageNotFound = errors.New("image not found")
+
+	// ErrRegistryAuth means the registry refused a pull for want of
+	// credentials (or for wrong ones).
+	ErrRegistryAuth = errors.New("registry refused the credentials")
 
 	// ErrNotReady means the readiness probe did not pass within
 	// Config.ReadyTimeout. The container was stopped.

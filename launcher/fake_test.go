@@ -366,7 +366,7 @@ func (f *fakeRuntime) notifyReady(id string) error {
 type fakeSwapper struct {
 	t *testing.T
 	// choices answer Choose in turn; the last one repeats.
-	choices []Choice
+	choices []choice
 	// chooseErr, if set, is what Choose returns.
 	chooseErr error
 	// readyDelay is how long Ready takes.
@@ -374,8 +374,8 @@ type fakeSwapper struct {
 
 	inCall atomic.Int32
 	mu     sync.Mutex
-	calls  []string // "choose", "ready IMAGE", "ready IMAGE rolled back", "failed IMAGE"
-	ready  []Deployment
+	calls  []string // "choose", "ready IMAGE", "failed IMAGE"
+	ready  []deployment
 	failed []swapFailure
 }
 
@@ -394,29 +394,35 @@ func (s *fakeSwapper) enter(call string) func() {
 	return func() { s.inCall.Add(-1) }
 }
 
-func (s *fakeSwapper) Choose(ctx context.Context) (Choice, error) {
+// choice is an answer of fakeSwapper.Choose.
+type choice struct{ Image, Fallback string }
+
+// deployment is a call of fakeSwapper.Ready.
+type deployment struct {
+	ImageID   string
+	ColdStart time.Duration
+}
+
+func (s *fakeSwapper) Choose(ctx context.Context) (image, fallback string, err error) {
 	defer s.enter("choose")()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.chooseErr != nil {
-		return Choice{}, s.chooseErr
+		return "", "", s.chooseErr
 	}
 	if len(s.choices) == 0 {
-		return Choice{}, nil
+		return "", "", nil
 	}
 	c := s.choices[0]
 	if len(s.choices) > 1 {
 		s.choices = s.choices[1:]
 	}
-	return c, nil
+	return c.Image, c.Fallback, nil
 }
 
-func (s *fakeSwapper) Ready(ctx context.Context, d Deployment) {
-	call := "ready " + d.ImageID
-	if d.RolledBack {
-		call += " rolled back"
-	}
-	defer s.enter(call)()
+func (s *fakeSwapper) Ready(ctx context.Context, imageID string, coldStart time.Duration) {
+	d := deployment{ImageID: imageID, ColdStart: coldStart}
+	defer s.enter("ready " + imageID)()
 	if s.readyDelay > 0 {
 		time.Sleep(s.readyDelay)
 	}
@@ -447,7 +453,7 @@ func (s *fakeSwapper) failures() []swapFailure {
 }
 
 // deployments returns the Ready calls so far.
-func (s *fakeSwapper) deployments() []Deployment {
+func (s *fakeSwapper) deployments() []deployment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.ready)

@@ -9,11 +9,10 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // callTimeout bounds each ordinary call into the runtime (inspect, create,
@@ -29,22 +28,21 @@ var errStopRequested = errors.New("stop requested")
 type Launcher struct {
 	cfg   Config
 	spec  ContainerSpec
-	probe Probe
+	probe spec.Probe
 	rt    Runtime
 	log   *slog.Logger
 	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
 	http  *http.Client
 
-	group   singleflight.Group // one start at a time, keyed by generation
-	wg      sync.WaitGroup     // start and watch goroutines, waited for by Run
-	running chan struct{}      // closed once Run has begun
+	wg      sync.WaitGroup // start and watch goroutines, waited for by Run
+	running chan struct{}  // closed once Run has begun
 
 	mu          sync.Mutex
 	runCtx      context.Context // Run's; starts and watchers run under it
 	closed      bool            // Run is returning: start nothing more
 	state       State
-	gen         uint64                  // counts starts; tags the start call and its watcher
-	startCall   func() (any, error)     // the start of generation gen
+	gen         uint64                  // counts starts; tags each start's exit watcher
+	call        *startCall              // the start of generation gen, in progress or ended
 	cancelStart context.CancelCauseFunc // cancels the start of generation gen
 	stopDone    chan struct{}           // closed when the stop in progress ends
 	id          string                  // ID of the container last started
@@ -201,44 +199,55 @@ func (l *Launcher) Start(ctx context.Context) error {
 			}
 			l.beginStart()
 		}
-		// Joined under l.mu, so the call of generation gen is still in
-		// flight: it sets the final state under l.mu before it returns.
-		ch := l.group.DoChan(strconv.FormatUint(l.gen, 10), l.startCall)
+		// The start this caller joins: its own, whatever starts after.
+		call := l.call
 		l.mu.Unlock()
 		select {
-		case r := <-ch:
-			if errors.Is(r.Err, errStopRequested) && ctx.Err() == nil {
+		case <-call.done:
+			if errors.Is(call.err, errStopRequested) && ctx.Err() == nil {
 				// Stop cancelled the start this caller joined, not
 				// the caller's wish: serve it with the next start.
 				continue
 			}
-			return r.Err
+			return call.err
 		case <-ctx.Done():
 			return fmt.Errorf("starting container %q: %w", l.cfg.Name, context.Cause(ctx))
 		}
 	}
 }
 
-// beginStart moves from stopped to starting and prepares the start call of
-// a new generation. l.mu is held.
+// startCall is one start, shared by every caller that waits for it. Each
+// start has its own, so a caller always gets the result of the start it
+// joined, never of one begun later.
+type startCall struct {
+	done chan struct{} // closed when the start has ended
+	err  error         // its result, set before done is closed
+}
+
+// beginStart moves from stopped to starting and begins the start of a new
+// generation, in a goroutine of its own. l.mu is held.
 func (l *Launcher) beginStart() {
 	l.gen++
-	gen := l.gen
 	ctx, cancel := context.WithCancelCause(l.runCtx)
-	delay := l.backoffDelay(time.Now())
+	call := &startCall{done: make(chan struct{})}
+	l.call = call
 	l.cancelStart = cancel
-	l.startCall = func() (any, error) {
-		return nil, l.startContainer(ctx, cancel, gen, delay)
-	}
 	l.wg.Add(1)
+	go l.runStart(ctx, cancel, l.gen, l.backoffDelay(time.Now()), call)
 	l.setState(StateStarting)
 }
 
-// startContainer is the body of the start of generation gen, run once by
-// the singleflight group for every caller waiting on it.
-func (l *Launcher) startContainer(ctx context.Context, cancel context.CancelCauseFunc, gen uint64, delay time.Duration) error {
+// runStart runs the start of generation gen and hands its result to every
+// caller waiting on call.
+func (l *Launcher) runStart(ctx context.Context, cancel context.CancelCauseFunc, gen uint64, delay time.Duration, call *startCall) {
 	defer l.wg.Done()
+	defer close(call.done)
 	defer cancel(nil)
+	call.err = l.startContainer(ctx, gen, delay)
+}
+
+// startContainer is the body of the start of generation gen.
+func (l *Launcher) startContainer(ctx context.Context, gen uint64, delay time.Duration) error {
 
 	err := waitBackoff(ctx, delay, func() {
 		l.log.Warn("delaying start: container keeps dying", "delay", delay)
@@ -258,16 +267,16 @@ func (l *Launcher) startContainer(ctx context.Context, cancel context.CancelCaus
 		return fmt.Errorf("starting container %q: %w", l.cfg.Name, err)
 	}
 	took := time.Since(r.began)
-	l.log.Info("container ready", "container", shortID(r.id), "image", shortImage(r.imageID), "took", took)
+	l.log.Info("container ready", "container", spec.ShortID(r.id), "image", spec.ShortID(r.imageID), "took", took)
 	if r.rolledBack {
-		l.status("container %s ready in %s, rolled back to image %s", l.cfg.Name, took.Round(time.Millisecond), shortImage(r.imageID))
+		l.status("container %s ready in %s, rolled back to image %s", l.cfg.Name, took.Round(time.Millisecond), spec.ShortID(r.imageID))
 	} else {
 		l.status("container %s ready in %s", l.cfg.Name, took.Round(time.Millisecond))
 	}
 	if r.readyDone != nil {
 		// Told without holding up the waiting callers.
 		l.wg.Add(1) // this start holds the group above zero
-		go l.reportReady(ctx, Deployment{ImageID: r.imageID, RolledBack: r.rolledBack, ColdStart: r.coldStart}, r.readyDone)
+		go l.reportReady(ctx, r.imageID, r.coldStart, r.readyDone)
 	}
 	return nil
 }
@@ -329,11 +338,11 @@ func (l *Launcher) Stop(ctx context.Context) error {
 			return nil
 		case StateStarting:
 			l.cancelStart(errStopRequested)
-			ch := l.group.DoChan(strconv.FormatUint(l.gen, 10), l.startCall)
+			call := l.call
 			l.mu.Unlock()
 			select {
-			case r := <-ch:
-				if r.Err == nil {
+			case <-call.done:
+				if call.err == nil {
 					continue // ready before the cancel: stop it
 				}
 				// The start left nothing running. A start begun
@@ -409,12 +418,4 @@ func (l *Launcher) status(format string, args ...any) {
 	if l.cfg.Status != nil {
 		l.cfg.Status(fmt.Sprintf(format, args...))
 	}
-}
-
-// shortID returns the 12-character form of a container ID.
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

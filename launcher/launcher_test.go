@@ -13,6 +13,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // testConfig returns a valid config for a fake runtime: one tcp route,
@@ -23,7 +25,7 @@ func testConfig(t *testing.T, f *fakeRuntime) Config {
 		Name:    "svc",
 		Image:   "img",
 		Ports:   []Port{{Route: "web", Port: 8080}},
-		Ready:   Probe{Kind: ProbeExec, Arg: "/check"},
+		Ready:   spec.Probe{Kind: spec.ProbeExec, Arg: "/check"},
 		Runtime: f,
 		Logger:  slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
@@ -157,7 +159,7 @@ func TestStartReusesOrRecreates(t *testing.T) {
 		{
 			name: "probe changed to notify",
 			change: func(cfg *Config, _ *fakeRuntime) {
-				cfg.Ready = Probe{Kind: ProbeNotify}
+				cfg.Ready = spec.Probe{Kind: spec.ProbeNotify}
 				cfg.ReadyTimeout = time.Millisecond
 			},
 			wantCreates: 2,
@@ -630,10 +632,10 @@ func TestCrashLoopBackoff(t *testing.T) {
 	tests := []struct {
 		name   string
 		uptime time.Duration // how long each run lasts
-		probe  Probe
+		probe  spec.Probe
 	}{
-		{name: "exits soon after ready", uptime: time.Second, probe: Probe{Kind: ProbeNone}},
-		{name: "exits while starting", uptime: 0, probe: Probe{Kind: ProbeExec, Arg: "/check"}},
+		{name: "exits soon after ready", uptime: time.Second, probe: spec.Probe{Kind: spec.ProbeNone}},
+		{name: "exits while starting", uptime: 0, probe: spec.Probe{Kind: spec.ProbeExec, Arg: "/check"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -818,7 +820,7 @@ func TestHealthcheckProbe(t *testing.T) {
 			return "healthy", nil
 		}
 		cfg := testConfig(t, f)
-		cfg.Ready = Probe{Kind: ProbeHealthcheck}
+		cfg.Ready = spec.Probe{Kind: spec.ProbeHealthcheck}
 		l := runLauncher(t, cfg)
 		if err := l.Start(t.Context()); err != nil {
 			t.Fatalf("Start: %v", err)
@@ -834,7 +836,7 @@ func TestHealthcheckProbeWithoutHealthcheck(t *testing.T) {
 		f := newFakeRuntime()
 		f.noHealthcheck = true
 		cfg := testConfig(t, f)
-		cfg.Ready = Probe{Kind: ProbeHealthcheck}
+		cfg.Ready = spec.Probe{Kind: spec.ProbeHealthcheck}
 		l := runLauncher(t, cfg)
 		began := time.Now()
 		err := l.Start(t.Context())
@@ -861,7 +863,7 @@ func TestNotifyProbe(t *testing.T) {
 		}()
 	}
 	cfg := testConfig(t, f)
-	cfg.Ready = Probe{Kind: ProbeNotify}
+	cfg.Ready = spec.Probe{Kind: spec.ProbeNotify}
 	cfg.RuntimeDir = t.TempDir()
 	cfg.ReadyTimeout = 10 * time.Second
 	l := runLauncher(t, cfg)
@@ -948,7 +950,7 @@ func TestDefaultTCPProbeThroughDialSeam(t *testing.T) {
 			}
 		}()
 		cfg := testConfig(t, f)
-		cfg.Ready = Probe{} // zero value: tcp, as a tcp port is published
+		cfg.Ready = spec.Probe{} // zero value: tcp, as a tcp port is published
 		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -994,7 +996,7 @@ func TestTCPProbeNoSettleAfterRefused(t *testing.T) {
 			}
 		}()
 		cfg := testConfig(t, f)
-		cfg.Ready = Probe{}
+		cfg.Ready = spec.Probe{}
 		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			mu.Lock()
 			defer mu.Unlock()

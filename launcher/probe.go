@@ -9,75 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
-
-// ProbeKind is a way to tell that a container is ready.
-type ProbeKind string
-
-const (
-	// ProbeTCP: a connection to the first published tcp port stays open
-	// (or yields bytes) for a moment.
-	ProbeTCP ProbeKind = "tcp"
-	// ProbeHTTP: GET Arg on the first published tcp port answers 2xx or
-	// 3xx.
-	ProbeHTTP ProbeKind = "http"
-	// ProbeExec: the command Arg, run inside the container, exits 0.
-	ProbeExec ProbeKind = "exec"
-	// ProbeHealthcheck: the image's HEALTHCHECK, run through the API,
-	// reports healthy.
-	ProbeHealthcheck ProbeKind = "healthcheck"
-	// ProbeNotify: the container sends READY=1 to $NOTIFY_SOCKET.
-	ProbeNotify ProbeKind = "notify"
-	// ProbeNone: ready as soon as the container started.
-	ProbeNone ProbeKind = "none"
-)
-
-// Probe is a readiness check.
-type Probe struct {
-	Kind ProbeKind
-	// Arg is the path for http ("/healthz") and the command for exec
-	// ("/bin/check --quick", split on white space: no shell is involved).
-	Arg string
-}
-
-// String returns the probe as ParseProbe reads it.
-func (p Probe) String() string {
-	if p.Arg == "" {
-		return string(p.Kind)
-	}
-	return string(p.Kind) + ":" + p.Arg
-}
-
-const validProbes = `valid probes are "tcp", "http:/PATH", "exec:COMMAND", "healthcheck", "notify", "none"`
-
-// ParseProbe parses a --ready value: "tcp", "http:/PATH", "exec:COMMAND",
-// "healthcheck", "notify" or "none".
-func ParseProbe(s string) (Probe, error) {
-	kind, arg, _ := strings.Cut(s, ":")
-	p := Probe{Kind: ProbeKind(kind), Arg: arg}
-	if strings.Contains(s, ":") && arg == "" || p.validate() != nil {
-		return Probe{}, fmt.Errorf("invalid --ready %q: %s", s, validProbes)
-	}
-	return p, nil
-}
-
-// validate checks p is well formed. The zero Probe is not: Config applies
-// its default first.
-func (p Probe) validate() error {
-	ok := false
-	switch p.Kind {
-	case ProbeTCP, ProbeHealthcheck, ProbeNotify, ProbeNone:
-		ok = p.Arg == ""
-	case ProbeHTTP:
-		ok = strings.HasPrefix(p.Arg, "/") && !strings.ContainsAny(p.Arg, " \t\r\n")
-	case ProbeExec:
-		ok = len(strings.Fields(p.Arg)) > 0
-	}
-	if !ok {
-		return fmt.Errorf("invalid probe %q: %s", p.String(), validProbes)
-	}
-	return nil
-}
 
 // tcpSettle is how long a tcp probe's connection must stay open to count.
 // Rootless Podman's port forwarder accepts connections even when nothing
@@ -98,17 +32,17 @@ type probeTarget struct {
 }
 
 // probeOnce runs one attempt of probe p: nil means ready.
-func (l *Launcher) probeOnce(ctx context.Context, p Probe, t probeTarget) error {
+func (l *Launcher) probeOnce(ctx context.Context, p spec.Probe, t probeTarget) error {
 	switch p.Kind {
-	case ProbeTCP:
+	case spec.ProbeTCP:
 		settle := tcpSettle
 		if t.refused {
 			settle = 0
 		}
 		return probeTCP(ctx, l.dial, t.tcpAddr, settle)
-	case ProbeHTTP:
+	case spec.ProbeHTTP:
 		return probeHTTP(ctx, l.http, t.tcpAddr, p.Arg)
-	case ProbeExec:
+	case spec.ProbeExec:
 		code, out, err := l.rt.Exec(ctx, t.id, strings.Fields(p.Arg))
 		if err != nil {
 			return err
@@ -117,7 +51,7 @@ func (l *Launcher) probeOnce(ctx context.Context, p Probe, t probeTarget) error 
 			return fmt.Errorf("exited with code %d: %s", code, trimOutput(out))
 		}
 		return nil
-	case ProbeHealthcheck:
+	case spec.ProbeHealthcheck:
 		status, err := l.rt.HealthCheck(ctx, t.id)
 		if err != nil {
 			return err
@@ -126,7 +60,7 @@ func (l *Launcher) probeOnce(ctx context.Context, p Probe, t probeTarget) error 
 			return fmt.Errorf("healthcheck status %q", status)
 		}
 		return nil
-	case ProbeNotify:
+	case spec.ProbeNotify:
 		return t.notify.wait(ctx)
 	default:
 		return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // Runtime is the part of a container engine the launcher uses. Podman
@@ -15,9 +17,10 @@ type Runtime interface {
 	// if local storage does not have it.
 	ImageID(ctx context.Context, ref string) (id string, ok bool, err error)
 
-	// Pull pulls ref into local storage. When the engine answers but the
-	// pull fails (unknown image, registry refusal), the error wraps
-	// ErrImageNotFound.
+	// Pull pulls ref into local storage. An image the registry does not
+	// have gives an error wrapping ErrImageNotFound, a refusal for want of
+	// credentials one wrapping ErrRegistryAuth; other failures (registry
+	// down, a 5xx) are returned as they are.
 	Pull(ctx context.Context, ref string) error
 
 	// Inspect describes the container called name, and ok false if there
@@ -60,23 +63,12 @@ type Runtime interface {
 // ContainerPort is a port inside a container.
 type ContainerPort struct {
 	Port  uint16
-	Proto Protocol
+	Proto spec.Protocol
 }
 
 // String returns the Podman notation, "8080/tcp".
 func (p ContainerPort) String() string {
 	return fmt.Sprintf("%d/%s", p.Port, p.Proto)
-}
-
-// Mount is a volume mounted into a container.
-type Mount struct {
-	// Source is an absolute host path (a bind mount) or the name of a
-	// named volume.
-	Source string
-	// Target is the absolute path inside the container.
-	Target string
-	// Options are mount options such as "ro" or "z".
-	Options []string `json:",omitempty"`
 }
 
 // ContainerSpec is everything the launcher sets when it creates a
@@ -87,21 +79,12 @@ type ContainerSpec struct {
 	Command []string          `json:",omitempty"`
 	Env     []string          `json:",omitempty"` // KEY=VALUE
 	Ports   []ContainerPort   `json:",omitempty"` // published on 127.0.0.1, host port chosen by the engine
-	Mounts  []Mount           `json:",omitempty"`
+	Mounts  []spec.Volume     `json:",omitempty"`
 	Labels  map[string]string `json:",omitempty"`
 	Memory  int64             `json:",omitempty"` // bytes
 	CPUs    float64           `json:",omitempty"`
 	User    string            `json:",omitempty"`
 	Network string            `json:",omitempty"`
-}
-
-// ImageInfo describes an image in local storage, as Podman.Image reads it.
-type ImageInfo struct {
-	ID    string   // the image ID, 64 hex digits
-	Names []string // its names, "registry/repo:tag"
-	// Digests are its repo digests, "registry/repo@sha256:...", and its
-	// manifest digest, "sha256:...", if it has one; without duplicates.
-	Digests []string
 }
 
 // ContainerInfo is what the launcher reads back from an existing container.

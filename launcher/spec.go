@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // specVersion is part of every hash: bump it when the way the launcher
@@ -34,12 +36,9 @@ func (c *Config) containerSpec() ContainerSpec {
 			s.Ports = append(s.Ports, cp)
 		}
 	}
-	for _, v := range c.Volumes {
-		m, _ := parseVolume(v) // validated by New
-		s.Mounts = append(s.Mounts, m)
-	}
-	if c.ready().Kind == ProbeNotify {
-		s.Mounts = append(s.Mounts, Mount{Source: c.notifySocketPath(), Target: NotifyPath})
+	s.Mounts = append(s.Mounts, c.Volumes...)
+	if c.ready().Kind == spec.ProbeNotify {
+		s.Mounts = append(s.Mounts, spec.Volume{Source: c.notifySocketPath(), Target: NotifyPath})
 		s.Env = append(append([]string(nil), s.Env...), "NOTIFY_SOCKET="+NotifyPath)
 	}
 	s.Labels[LabelHash] = specHash(s)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // Probe loop timing: poll tightly at first, since cold-start latency is
@@ -55,7 +57,7 @@ type attempt struct {
 func (l *Launcher) start(ctx context.Context, gen uint64, img attempt, began time.Time) (*startResult, error) {
 	var err error
 	var notify *notifySocket
-	if l.probe.Kind == ProbeNotify {
+	if l.probe.Kind == spec.ProbeNotify {
 		// Made before the container: its bind mount needs the file.
 		if notify, err = listenNotify(l.cfg.notifySocketPath()); err != nil {
 			return nil, err
@@ -66,7 +68,7 @@ func (l *Launcher) start(ctx context.Context, gen uint64, img attempt, began tim
 	if err != nil {
 		return nil, err
 	}
-	log := l.log.With("container", shortID(info.ID))
+	log := l.log.With("container", spec.ShortID(info.ID))
 
 	rctx, cancel := context.WithTimeoutCause(ctx, l.cfg.readyTimeout(), errReadyTimeout)
 	defer cancel()
@@ -86,13 +88,13 @@ func (l *Launcher) start(ctx context.Context, gen uint64, img attempt, began tim
 			var id string
 			if id, err = l.recreate(rctx, info.ID, &img); err == nil {
 				info.ID = id
-				log = l.log.With("container", shortID(id))
+				log = l.log.With("container", spec.ShortID(id))
 				err = l.launch(rctx, id)
 			}
 		}
 		if err != nil {
 			l.cleanup(ctx, info.ID, nil, img.disposable)
-			return nil, fmt.Errorf("launching container %s: %w", shortID(info.ID), causeOf(rctx, err))
+			return nil, fmt.Errorf("launching container %s: %w", spec.ShortID(info.ID), causeOf(rctx, err))
 		}
 		w = l.watchExit(gen, info.ID)
 	}
@@ -142,7 +144,7 @@ func (l *Launcher) remove(ctx context.Context, id string) error {
 	rctx, cancel := context.WithTimeout(ctx, timeout+callTimeout)
 	defer cancel()
 	if err := l.rt.Remove(rctx, id, timeout); err != nil {
-		return fmt.Errorf("removing container %s: %w", shortID(id), causeOf(ctx, err))
+		return fmt.Errorf("removing container %s: %w", spec.ShortID(id), causeOf(ctx, err))
 	}
 	return nil
 }
@@ -155,7 +157,7 @@ func (l *Launcher) create(ctx context.Context, img *attempt) (string, error) {
 	if err := l.resolveRef(ctx, img); err != nil {
 		return "", err
 	}
-	l.log.Info("creating container", "image", shortImage(img.ref))
+	l.log.Info("creating container", "image", spec.ShortID(img.ref))
 	l.status("creating container %s", l.cfg.Name)
 	spec := l.spec
 	spec.Image = img.ref
@@ -179,7 +181,7 @@ func (l *Launcher) cleanup(ctx context.Context, id string, w *exitWatch, remove 
 			w.cancel() // its exit is no news
 		}
 		if err := l.remove(context.WithoutCancel(ctx), id); err != nil {
-			l.log.Error("removing container after failed start", "container", shortID(id), "err", err)
+			l.log.Error("removing container after failed start", "container", spec.ShortID(id), "err", err)
 		}
 		return
 	}
@@ -187,7 +189,7 @@ func (l *Launcher) cleanup(ctx context.Context, id string, w *exitWatch, remove 
 		return // exited by itself
 	}
 	if err := l.stopContainer(ctx, id); err != nil {
-		l.log.Error("stopping container after failed start", "container", shortID(id), "err", err)
+		l.log.Error("stopping container after failed start", "container", spec.ShortID(id), "err", err)
 	}
 }
 
@@ -254,7 +256,7 @@ func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerI
 			reason = "settings changed"
 		case info.ImageID != img.id:
 			reason = "image changed"
-		case info.Running && l.probe.Kind == ProbeNotify:
+		case info.Running && l.probe.Kind == spec.ProbeNotify:
 			// Its READY=1 went to an earlier socket: restart it.
 			if err := l.stopContainer(ctx, info.ID); err != nil {
 				return ContainerInfo{}, fmt.Errorf("restarting container for the notify probe: %w", err)
@@ -264,7 +266,7 @@ func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerI
 		default:
 			return info, nil
 		}
-		l.log.Info("recreating container", "container", shortID(info.ID), "reason", reason)
+		l.log.Info("recreating container", "container", spec.ShortID(info.ID), "reason", reason)
 		l.status("recreating container %s: %s", name, reason)
 		if err := l.remove(ctx, info.ID); err != nil {
 			return ContainerInfo{}, fmt.Errorf("replacing outdated container: %w", err)
@@ -295,7 +297,7 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTa
 			return probeTarget{}, l.exitError(ctx, id, info.ExitCode)
 		}
 	}
-	if l.probe.Kind == ProbeHealthcheck && !info.HasHealthcheck {
+	if l.probe.Kind == spec.ProbeHealthcheck && !info.HasHealthcheck {
 		return probeTarget{}, fmt.Errorf("probing with healthcheck: image %q has no HEALTHCHECK", l.cfg.Image)
 	}
 	t := probeTarget{id: id, addrs: make(map[ContainerPort]string)}
@@ -307,7 +309,7 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTa
 		t.addrs[cp] = net.JoinHostPort("127.0.0.1", strconv.Itoa(int(hp)))
 	}
 	if p, ok := l.cfg.firstTCP(); ok {
-		t.tcpAddr = t.addrs[ContainerPort{Port: p.Port, Proto: ProtoTCP}]
+		t.tcpAddr = t.addrs[ContainerPort{Port: p.Port, Proto: spec.ProtoTCP}]
 	}
 	return t, nil
 }
@@ -316,7 +318,7 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTa
 // (carrying ReadyTimeout) ends.
 func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) error {
 	p := l.probe
-	if p.Kind == ProbeNone {
+	if p.Kind == spec.ProbeNone {
 		return nil
 	}
 	interval := probeMinInterval
@@ -324,9 +326,9 @@ func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) e
 	for attempt := 1; ; attempt++ {
 		limit := probeMaxAttempt
 		switch p.Kind {
-		case ProbeTCP:
+		case spec.ProbeTCP:
 			limit = tcpMaxAttempt
-		case ProbeNotify:
+		case spec.ProbeNotify:
 			limit = interval // the attempt itself waits for a message
 		}
 		actx, cancel := context.WithTimeout(ctx, limit)
@@ -341,7 +343,7 @@ func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) e
 		}
 		last = err
 		wait := interval
-		if p.Kind == ProbeNotify {
+		if p.Kind == spec.ProbeNotify {
 			wait = 0
 		}
 		timer := time.NewTimer(wait)
@@ -369,7 +371,7 @@ func (l *Launcher) exitError(ctx context.Context, id string, code int) error {
 	defer cancel()
 	lines, err := l.rt.Logs(lctx, id, exitLogLines)
 	if err != nil {
-		l.log.Debug("reading logs of exited container", "container", shortID(id), "err", err)
+		l.log.Debug("reading logs of exited container", "container", spec.ShortID(id), "err", err)
 	}
 	return &ExitError{Name: l.cfg.Name, Code: code, Logs: lines}
 }

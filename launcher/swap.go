@@ -4,42 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
-// Swapper chooses the image of each start and hears how it went;
-// cmd/lazypod implements it with the updater's state. The launcher calls
-// it only from the start in progress, and from the exit watcher (Failed
-// within the rollback window), never two calls at once.
+// Swapper chooses the image of each start and hears how it went; the
+// updater's Service is one. The launcher calls it only from the start in
+// progress, and from the exit watcher (Failed within the rollback window),
+// never two calls at once.
 type Swapper interface {
 	// Choose is called at the beginning of each start from stopped
-	// (after the backoff delay).
-	Choose(ctx context.Context) (Choice, error)
-	// Ready is called when a start made the container ready.
-	Ready(ctx context.Context, d Deployment)
-	// Failed is called when image imageID, chosen with a Fallback,
+	// (after the backoff delay). It returns the image to run, an image
+	// ID (or reference) in local storage, or "" for Config.Image, pulled
+	// if missing, as without a Swapper; and the image ID to roll back to
+	// if that image fails, or "" for no rollback.
+	Choose(ctx context.Context) (image, fallback string, err error)
+	// Ready is called when a start made the container ready from image
+	// imageID, after the waiting callers were released. coldStart is
+	// how long the start took, from stopped to ready, both attempts of a
+	// rollback included.
+	Ready(ctx context.Context, imageID string, coldStart time.Duration)
+	// Failed is called when image imageID, chosen with a fallback,
 	// failed: its start failed (probe timeout, exit) or it exited within
 	// RollbackWindow of becoming ready. reason says how.
 	Failed(ctx context.Context, imageID string, reason error)
-}
-
-// Choice is the image a start runs.
-type Choice struct {
-	// Image is an image ID (or reference) in local storage to create the
-	// container from. If empty, Config.Image, pulled if missing, as
-	// without a Swapper.
-	Image string
-	// Fallback is the image ID to roll back to if Image fails. If empty,
-	// no rollback.
-	Fallback string
-}
-
-// Deployment is a start that made the container ready.
-type Deployment struct {
-	ImageID    string        // the image the ready container runs
-	RolledBack bool          // the chosen image failed and this is the Fallback
-	ColdStart  time.Duration // from stopped to ready, both attempts included
 }
 
 // errChoosing marks a start that failed in Swapper.Choose.
@@ -65,34 +54,34 @@ func (l *Launcher) startChosen(ctx context.Context, gen uint64) (*startResult, e
 	began := time.Now()
 	l.status("starting container %s", l.cfg.Name)
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	choice, err := l.cfg.Swapper.Choose(cctx)
+	image, fallback, err := l.cfg.Swapper.Choose(cctx)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errChoosing, causeOf(ctx, err))
 	}
-	img, err := l.chosenImage(ctx, choice.Image, false)
+	img, err := l.chosenImage(ctx, image, false)
 	if err != nil {
 		return nil, err
 	}
-	img.disposable = choice.Fallback != ""
+	img.disposable = fallback != ""
 	r, err := l.start(ctx, gen, img, began)
 	if err == nil {
-		r.trial = choice.Fallback != ""
+		r.trial = fallback != ""
 		r.readyDone = make(chan struct{})
 		return r, nil
 	}
-	if choice.Fallback == "" || ctx.Err() != nil || !(errors.Is(err, ErrNotReady) || errors.Is(err, ErrExited)) {
+	if fallback == "" || ctx.Err() != nil || !(errors.Is(err, ErrNotReady) || errors.Is(err, ErrExited)) {
 		return nil, err
 	}
-	return l.rollback(ctx, gen, img.id, choice.Fallback, err, began)
+	return l.rollback(ctx, gen, img.id, fallback, err, began)
 }
 
 // rollback ends a start whose chosen image failed with reason: it tells
 // the Swapper, then starts again from fallback, with a fresh ReadyTimeout.
 // The failed container is already removed.
 func (l *Launcher) rollback(ctx context.Context, gen uint64, failed, fallback string, reason error, began time.Time) (*startResult, error) {
-	l.log.Warn("rolling back", "image", shortImage(failed), "fallback", shortImage(fallback), "err", reason)
-	l.status("rolling back container %s to image %s: %v", l.cfg.Name, shortImage(fallback), reason)
+	l.log.Warn("rolling back", "image", spec.ShortID(failed), "fallback", spec.ShortID(fallback), "err", reason)
+	l.status("rolling back container %s to image %s: %v", l.cfg.Name, spec.ShortID(fallback), reason)
 	l.swapperFailed(ctx, failed, reason)
 	img, err := l.chosenImage(ctx, fallback, true)
 	var r *startResult
@@ -101,11 +90,11 @@ func (l *Launcher) rollback(ctx context.Context, gen uint64, failed, fallback st
 	}
 	if err != nil && ctx.Err() != nil {
 		// Cut short by Stop or Run's end: not a failed rollback.
-		return nil, fmt.Errorf("rolling back from image %s to image %s: %w", shortImage(failed), shortImage(fallback), err)
+		return nil, fmt.Errorf("rolling back from image %s to image %s: %w", spec.ShortID(failed), spec.ShortID(fallback), err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rolling back from image %s (%w) to image %s: %w: %w",
-			shortImage(failed), reason, shortImage(fallback), ErrRollback, err)
+			spec.ShortID(failed), reason, spec.ShortID(fallback), ErrRollback, err)
 	}
 	r.rolledBack = true
 	r.readyDone = make(chan struct{})
@@ -126,17 +115,17 @@ func (l *Launcher) chosenImage(ctx context.Context, image string, verify bool) (
 	if image == "" {
 		return l.ensureImage(ctx)
 	}
-	if !verify && isImageID(image) {
+	if !verify && spec.IsImageID(image) {
 		return attempt{id: image}, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	id, ok, err := l.rt.ImageID(cctx, image)
 	if err != nil {
-		return attempt{}, fmt.Errorf("inspecting image %s: %w", shortImage(image), causeOf(ctx, err))
+		return attempt{}, fmt.Errorf("inspecting image %s: %w", spec.ShortID(image), causeOf(ctx, err))
 	}
 	if !ok {
-		return attempt{}, fmt.Errorf("finding image %s: %w: not in local storage", shortImage(image), ErrImageNotFound)
+		return attempt{}, fmt.Errorf("finding image %s: %w: not in local storage", spec.ShortID(image), ErrImageNotFound)
 	}
 	ref := id
 	named, ok, err := l.rt.ImageID(cctx, l.cfg.Image)
@@ -165,13 +154,6 @@ func (l *Launcher) resolveRef(ctx context.Context, img *attempt) error {
 	return nil
 }
 
-// isImageID reports whether s is a full image ID, 64 hex digits with or
-// without "sha256:".
-func isImageID(s string) bool {
-	h := strings.TrimPrefix(s, "sha256:")
-	return len(h) == 64 && strings.Trim(h, "0123456789abcdef") == ""
-}
-
 // waitSwapper waits until the Swapper calls made before this start (the
 // last start's Ready, the exit watcher's Failed) have returned, so that
 // Choose sees what they recorded.
@@ -190,15 +172,16 @@ func (l *Launcher) waitSwapper(ctx context.Context) error {
 	}
 }
 
-// reportReady tells the Swapper about d, then closes done. It runs after
-// the start has ended, under the start's context's values: a start that
-// became ready is recorded even if Run is ending.
-func (l *Launcher) reportReady(ctx context.Context, d Deployment, done chan struct{}) {
+// reportReady tells the Swapper that image imageID became ready after
+// coldStart, then closes done. It runs after the start has ended, under
+// the start's context's values: a start that became ready is recorded even
+// if Run is ending.
+func (l *Launcher) reportReady(ctx context.Context, imageID string, coldStart time.Duration, done chan struct{}) {
 	defer l.wg.Done()
 	defer close(done)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
-	l.cfg.Swapper.Ready(cctx, d)
+	l.cfg.Swapper.Ready(cctx, imageID, coldStart)
 }
 
 // swapperFailed tells the Swapper that image failed with reason. Like the
@@ -207,14 +190,4 @@ func (l *Launcher) swapperFailed(ctx context.Context, image string, reason error
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
 	l.cfg.Swapper.Failed(cctx, image, reason)
-}
-
-// shortImage returns an image ID in its 12-character form, without
-// "sha256:"; anything else (a reference) as it is.
-func shortImage(s string) string {
-	h := strings.TrimPrefix(s, "sha256:")
-	if len(h) < 12 || strings.Trim(h, "0123456789abcdef") != "" {
-		return s
-	}
-	return h[:12]
 }

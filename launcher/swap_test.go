@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // Image IDs of the swap tests, 64 hex digits as Podman's are.
@@ -57,7 +59,7 @@ func (s *statusLines) withPrefix(prefix string) string {
 
 // swapConfig returns testConfig with a swapper answering choices and a
 // status line recorder.
-func swapConfig(t *testing.T, f *fakeRuntime, choices ...Choice) (Config, *fakeSwapper, *statusLines) {
+func swapConfig(t *testing.T, f *fakeRuntime, choices ...choice) (Config, *fakeSwapper, *statusLines) {
 	t.Helper()
 	s := &fakeSwapper{t: t, choices: choices}
 	lines := &statusLines{}
@@ -84,7 +86,7 @@ func TestSwapChooseNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeRuntime()
 		f.startDelay = time.Second
-		cfg, s, _ := swapConfig(t, f, Choice{})
+		cfg, s, _ := swapConfig(t, f, choice{})
 		cfg.Image = "registry.example/app:1" // missing: pulled as without a Swapper
 		l := runLauncher(t, cfg)
 		if err := l.Start(t.Context()); err != nil {
@@ -94,7 +96,7 @@ func TestSwapChooseNothing(t *testing.T) {
 			t.Errorf("pulls: got %d; want 1", got)
 		}
 		synctest.Wait() // Ready is told after the callers are released
-		want := []Deployment{{ImageID: "sha256:pulled", ColdStart: time.Second}}
+		want := []deployment{{ImageID: "sha256:pulled", ColdStart: time.Second}}
 		if got := s.deployments(); len(got) != 1 || got[0] != want[0] {
 			t.Errorf("Ready calls: got %+v; want %+v", got, want)
 		}
@@ -142,20 +144,20 @@ func TestSwapChooseError(t *testing.T) {
 func TestSwapToChosenImage(t *testing.T) {
 	tests := []struct {
 		name    string
-		choice  Choice
+		choice  choice
 		names   bool // Config.Image names the chosen image by the swap
 		wantRef string
 	}{
-		{name: "by ID", choice: Choice{Image: imgV2, Fallback: imgV1}, wantRef: imgV2},
-		{name: "short ID", choice: Choice{Image: imgV2[:12]}, wantRef: imgV2},
-		{name: "by the configured name", choice: Choice{Image: imgV2, Fallback: imgV1}, names: true, wantRef: "img"},
+		{name: "by ID", choice: choice{Image: imgV2, Fallback: imgV1}, wantRef: imgV2},
+		{name: "short ID", choice: choice{Image: imgV2[:12]}, wantRef: imgV2},
+		{name: "by the configured name", choice: choice{Image: imgV2, Fallback: imgV1}, names: true, wantRef: "img"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := swapRuntime()
 				f.images[imgV2[:12]] = imgV2 // a short ID resolves too
-				cfg, s, lines := swapConfig(t, f, Choice{}, tt.choice)
+				cfg, s, lines := swapConfig(t, f, choice{}, tt.choice)
 				l := runLauncher(t, cfg)
 				if err := l.Start(t.Context()); err != nil {
 					t.Fatalf("first Start: %v", err)
@@ -191,8 +193,8 @@ func TestSwapToChosenImage(t *testing.T) {
 					t.Errorf("pulls: got %d; want 0", got)
 				}
 				synctest.Wait()
-				if d := s.deployments(); len(d) != 2 || d[1].ImageID != imgV2 || d[1].RolledBack {
-					t.Errorf("Ready calls: got %+v; want the second for v2, not rolled back", d)
+				if d := s.deployments(); len(d) != 2 || d[1].ImageID != imgV2 {
+					t.Errorf("Ready calls: got %+v; want the second for v2", d)
 				}
 				if got := s.failures(); len(got) != 0 {
 					t.Errorf("Failed calls: got %v; want none", got)
@@ -206,7 +208,7 @@ func TestSwapChosenImageMissing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := swapRuntime()
 		missing := strings.Repeat("9", 64)
-		cfg, s, _ := swapConfig(t, f, Choice{Image: missing, Fallback: imgV1})
+		cfg, s, _ := swapConfig(t, f, choice{Image: missing, Fallback: imgV1})
 		l := runLauncher(t, cfg)
 		err := l.Start(t.Context())
 		if !errors.Is(err, ErrImageNotFound) || errors.Is(err, ErrRollback) {
@@ -238,7 +240,7 @@ func TestSwapRollback(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := swapRuntime()
-				cfg, s, lines := swapConfig(t, f, Choice{Image: tt.image, Fallback: imgV1})
+				cfg, s, lines := swapConfig(t, f, choice{Image: tt.image, Fallback: imgV1})
 				l := runLauncher(t, cfg)
 				began := time.Now()
 				if err := l.Start(t.Context()); err != nil {
@@ -262,14 +264,14 @@ func TestSwapRollback(t *testing.T) {
 				}
 				fails := s.failures()
 				if len(fails) != 1 || fails[0].image != tt.image || !errors.Is(fails[0].reason, tt.wantReason) {
-					t.Errorf("Failed calls: got %v; want one for %s wrapping %v", fails, shortImage(tt.image), tt.wantReason)
+					t.Errorf("Failed calls: got %v; want one for %s wrapping %v", fails, spec.ShortID(tt.image), tt.wantReason)
 				}
 				line := lines.withPrefix("rolling back ")
 				if want := "rolling back container svc to image 111111111111: "; !strings.HasPrefix(line, want) {
 					t.Errorf("status: got %q; want it to begin %q", line, want)
 				}
 				synctest.Wait()
-				wantCalls := []string{"choose", "failed " + tt.image, "ready " + imgV1 + " rolled back"}
+				wantCalls := []string{"choose", "failed " + tt.image, "ready " + imgV1}
 				if got := s.history(); !equalStrings(got, wantCalls) {
 					t.Errorf("swapper calls: got %q; want %q", got, wantCalls)
 				}
@@ -291,7 +293,7 @@ func TestSwapRollback(t *testing.T) {
 func TestSwapRollbackWaitersGetFallback(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := swapRuntime()
-		cfg, _, _ := swapConfig(t, f, Choice{Image: imgV4, Fallback: imgV2})
+		cfg, _, _ := swapConfig(t, f, choice{Image: imgV4, Fallback: imgV2})
 		l := runLauncher(t, cfg)
 		const n = 20
 		type answer struct {
@@ -316,11 +318,11 @@ func TestSwapRollbackWaitersGetFallback(t *testing.T) {
 		}
 		f.mu.Lock()
 		c := f.find("svc")
-		want := "127.0.0.1:" + strconv.Itoa(int(c.info.HostPorts[ContainerPort{Port: 8080, Proto: ProtoTCP}]))
+		want := "127.0.0.1:" + strconv.Itoa(int(c.info.HostPorts[ContainerPort{Port: 8080, Proto: spec.ProtoTCP}]))
 		image := c.info.ImageID
 		f.mu.Unlock()
 		if image != imgV2 {
-			t.Errorf("container's image: got %s; want the fallback v2", shortImage(image))
+			t.Errorf("container's image: got %s; want the fallback v2", spec.ShortID(image))
 		}
 		for _, a := range addrs {
 			if a != want {
@@ -337,7 +339,7 @@ func TestSwapRollbackFallbackMissing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := swapRuntime()
 		missing := strings.Repeat("9", 64)
-		cfg, s, _ := swapConfig(t, f, Choice{Image: imgV3, Fallback: missing})
+		cfg, s, _ := swapConfig(t, f, choice{Image: imgV3, Fallback: missing})
 		l := runLauncher(t, cfg)
 		err := l.Start(t.Context())
 		if !errors.Is(err, ErrRollback) || !errors.Is(err, ErrImageNotFound) {
@@ -365,7 +367,7 @@ func TestSwapRollbackFallbackMissing(t *testing.T) {
 func TestSwapRollbackFallbackFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := swapRuntime()
-		cfg, s, _ := swapConfig(t, f, Choice{Image: imgV4, Fallback: imgV3})
+		cfg, s, _ := swapConfig(t, f, choice{Image: imgV4, Fallback: imgV3})
 		l := runLauncher(t, cfg)
 		err := l.Start(t.Context())
 		for _, want := range []error{ErrRollback, ErrNotReady, ErrExited} {
@@ -396,7 +398,7 @@ func TestSwapRollbackFallbackFails(t *testing.T) {
 func TestSwapNoFallbackNoRollback(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := swapRuntime()
-		cfg, s, _ := swapConfig(t, f, Choice{Image: imgV4})
+		cfg, s, _ := swapConfig(t, f, choice{Image: imgV4})
 		l := runLauncher(t, cfg)
 		err := l.Start(t.Context())
 		if !errors.Is(err, ErrNotReady) || errors.Is(err, ErrRollback) {
@@ -418,7 +420,7 @@ func TestSwapNoFallbackNoRollback(t *testing.T) {
 func TestSwapStopDuringTrialStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := swapRuntime()
-		cfg, s, _ := swapConfig(t, f, Choice{Image: imgV4, Fallback: imgV1})
+		cfg, s, _ := swapConfig(t, f, choice{Image: imgV4, Fallback: imgV1})
 		cfg.ReadyTimeout = time.Hour
 		l := runLauncher(t, cfg)
 		ctx, cancel := context.WithCancel(t.Context())
@@ -443,17 +445,17 @@ func TestSwapStopDuringTrialStart(t *testing.T) {
 func TestSwapRollbackWindow(t *testing.T) {
 	tests := []struct {
 		name       string
-		choice     Choice
+		choice     choice
 		window     time.Duration
 		crashAfter time.Duration // 0: Stop after 1s instead
 		wantFailed string
 	}{
-		{name: "exit within the default window", choice: Choice{Image: imgV5, Fallback: imgV1}, crashAfter: time.Second, wantFailed: imgV5},
-		{name: "exit after the default window", choice: Choice{Image: imgV2, Fallback: imgV1}, crashAfter: 11 * time.Second},
-		{name: "exit within a longer window", choice: Choice{Image: imgV2, Fallback: imgV1}, window: 30 * time.Second, crashAfter: 20 * time.Second, wantFailed: imgV2},
-		{name: "window off", choice: Choice{Image: imgV5, Fallback: imgV1}, window: -1, crashAfter: time.Second},
-		{name: "no fallback", choice: Choice{Image: imgV5}, crashAfter: time.Second},
-		{name: "stop within the window", choice: Choice{Image: imgV2, Fallback: imgV1}},
+		{name: "exit within the default window", choice: choice{Image: imgV5, Fallback: imgV1}, crashAfter: time.Second, wantFailed: imgV5},
+		{name: "exit after the default window", choice: choice{Image: imgV2, Fallback: imgV1}, crashAfter: 11 * time.Second},
+		{name: "exit within a longer window", choice: choice{Image: imgV2, Fallback: imgV1}, window: 30 * time.Second, crashAfter: 20 * time.Second, wantFailed: imgV2},
+		{name: "window off", choice: choice{Image: imgV5, Fallback: imgV1}, window: -1, crashAfter: time.Second},
+		{name: "no fallback", choice: choice{Image: imgV5}, crashAfter: time.Second},
+		{name: "stop within the window", choice: choice{Image: imgV2, Fallback: imgV1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -463,7 +465,7 @@ func TestSwapRollbackWindow(t *testing.T) {
 				if tt.crashAfter > 0 {
 					f.addImage(tt.choice.Image, imageBehaviour{crashAfter: tt.crashAfter})
 				}
-				cfg, s, _ := swapConfig(t, f, tt.choice, Choice{Image: imgV1})
+				cfg, s, _ := swapConfig(t, f, tt.choice, choice{Image: imgV1})
 				cfg.RollbackWindow = tt.window
 				l := runLauncher(t, cfg)
 				if err := l.Start(t.Context()); err != nil {
@@ -489,7 +491,7 @@ func TestSwapRollbackWindow(t *testing.T) {
 				} else {
 					var ee *ExitError
 					if len(fails) != 1 || fails[0].image != tt.wantFailed || !errors.As(fails[0].reason, &ee) {
-						t.Fatalf("Failed calls: got %v; want one for %s with an *ExitError", fails, shortImage(tt.wantFailed))
+						t.Fatalf("Failed calls: got %v; want one for %s with an *ExitError", fails, spec.ShortID(tt.wantFailed))
 					}
 					if ee.Code != 1 || !contains(ee.Logs, "panic: boom") || !strings.Contains(ee.Error(), "after becoming ready") {
 						t.Errorf("reason: got %q (code %d); want code 1, the logs, after becoming ready", ee, ee.Code)
@@ -500,7 +502,7 @@ func TestSwapRollbackWindow(t *testing.T) {
 					t.Fatalf("next Start: %v", err)
 				}
 				if got := f.imageOf("svc"); got != imgV1 {
-					t.Errorf("next container's image: got %s; want v1, the second choice", shortImage(got))
+					t.Errorf("next container's image: got %s; want v1, the second choice", spec.ShortID(got))
 				}
 			})
 		})
@@ -511,8 +513,8 @@ func TestSwapCallsInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := swapRuntime()
 		f.addImage(imgV5, imageBehaviour{crashAfter: 100 * time.Millisecond})
-		cfg, s, _ := swapConfig(t, f, Choice{Image: imgV5, Fallback: imgV1}, Choice{Image: imgV1})
-		cfg.Ready = Probe{Kind: ProbeNone}
+		cfg, s, _ := swapConfig(t, f, choice{Image: imgV5, Fallback: imgV1}, choice{Image: imgV1})
+		cfg.Ready = spec.Probe{Kind: spec.ProbeNone}
 		s.readyDelay = 2 * time.Second // still telling Ready when the container exits
 		l := runLauncher(t, cfg)
 		if err := l.Start(t.Context()); err != nil {
@@ -541,8 +543,8 @@ func TestShortImage(t *testing.T) {
 		{in: "abc", want: "abc"},
 	}
 	for _, tt := range tests {
-		if got := shortImage(tt.in); got != tt.want {
-			t.Errorf("shortImage(%q): got %q; want %q", tt.in, got, tt.want)
+		if got := spec.ShortID(tt.in); got != tt.want {
+			t.Errorf("spec.ShortID(%q): got %q; want %q", tt.in, got, tt.want)
 		}
 	}
 }
@@ -551,7 +553,7 @@ func TestSwapStopDuringRollback(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := swapRuntime()
 		f.addImage(imgV2, imageBehaviour{neverReady: true})
-		cfg, s, lines := swapConfig(t, f, Choice{Image: imgV3, Fallback: imgV2})
+		cfg, s, lines := swapConfig(t, f, choice{Image: imgV3, Fallback: imgV2})
 		cfg.ReadyTimeout = time.Hour
 		l := runLauncher(t, cfg)
 		ctx, cancel := context.WithCancel(t.Context())

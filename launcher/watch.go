@@ -3,6 +3,8 @@ package launcher
 import (
 	"context"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // exitWatch reports the exit of one started container.
@@ -51,7 +53,7 @@ func (l *Launcher) watchContainer(ctx context.Context, gen uint64, id string, w 
 		if ctx.Err() != nil {
 			return
 		}
-		l.log.Warn("waiting for container exit", "container", shortID(id), "err", err, "retry_in", retry)
+		l.log.Warn("waiting for container exit", "container", spec.ShortID(id), "err", err, "retry_in", retry)
 		t := time.NewTimer(retry)
 		select {
 		case <-t.C:
@@ -93,7 +95,7 @@ func (l *Launcher) containerExited(ctx context.Context, gen uint64, id string, w
 	l.trialImage = ""
 	l.setState(StateStopped)
 	l.mu.Unlock()
-	l.log.Warn("container exited", "container", shortID(id), "code", code, "uptime", up)
+	l.log.Warn("container exited", "container", spec.ShortID(id), "code", code, "uptime", up)
 	l.status("container %s exited with code %d", l.cfg.Name, code)
 	if failed == "" {
 		return
@@ -106,6 +108,6 @@ func (l *Launcher) containerExited(ctx context.Context, gen uint64, id string, w
 	if ee, ok := err.(*ExitError); ok {
 		ee.uptime = max(up, time.Nanosecond)
 	}
-	l.log.Warn("image failed within the rollback window", "image", shortImage(failed), "uptime", up)
+	l.log.Warn("image failed within the rollback window", "image", spec.ShortID(failed), "uptime", up)
 	l.swapperFailed(ctx, failed, err)
 }

@@ -21,6 +21,9 @@
 //		Status: func(line string) {
 //			daemon.SdNotify(false, "STATUS="+line)
 //		},
+//		// nil, 0 without WatchdogSec=: no heartbeat.
+//		Heartbeat:         ping,  // sends WATCHDOG=1
+//		HeartbeatInterval: every, // half of WATCHDOG_USEC
 //	}
 //	if err := srv.Run(ctx); err != nil {
 //		return fmt.Errorf("serving: %w", err)
@@ -37,9 +40,14 @@
 // arrive later wait in the kernel's backlog for the next activation.
 //
 // Resources are bounded. At MaxConnections open stream flows (by default
-// as many as fit in the file descriptor limit, six descriptors each) the
-// Server stops accepting, so further connections wait in the kernel's
-// listen backlog instead of being reset, and accepts again as a flow ends.
+// as many as fit in the file descriptor limit beside the UDP flows' share,
+// six descriptors each) the Server stops accepting, so further connections
+// wait in the kernel's listen backlog instead of being reset, and accepts
+// again as a flow ends. At MaxUDPFlows open UDP flows (by default an
+// eighth of the descriptors, at most 4096, one descriptor each) datagrams
+// from new clients are dropped, counted and logged at most once a second,
+// while clients that have a flow are served as before. The datagrams held
+// while the backend starts are bounded too: 64 per flow and 4 MiB in all.
 // Accept errors that may pass (EMFILE, ENFILE, ENOBUFS, ...) are retried
 // after a pause that doubles from 5ms to 1s, so running out of descriptors
 // costs no CPU. With FlowIdleTimeout, TCP flows that moved no byte either
@@ -47,6 +55,18 @@
 // TCP_INFO, read by one goroutine, so the copy path is untouched. A
 // connected TCP flow costs about 15 KB of Go memory (two goroutines and
 // their stacks) besides its descriptors and kernel socket buffers.
+//
+// The heartbeat stands for the supervising goroutine, the one that runs
+// the idle clock, calls Status and Backend.Stop, and shuts down: it calls
+// Heartbeat (for systemd's WATCHDOG=1) once when Run begins and then every
+// HeartbeatInterval between its other work, so a supervisor that hangs
+// stops the beats and systemd's watchdog restarts the process. While it
+// waits on work with a bound of its own it beats on, until the work
+// overruns that bound by HeartbeatGrace (5s): Backend.Stop beyond
+// StopTimeout (it runs on a goroutine of its own meanwhile), open flows
+// beyond DrainTimeout and then the grace to close. A Stop that ignores its
+// ctx and hangs therefore gets the process restarted after StopTimeout +
+// HeartbeatGrace + WatchdogSec=. Flows never touch the heartbeat.
 //
 // A flow is cheap to open. A Backend that is also a Readier (the launcher
 // is) and says it is ready gets the flow dialed at once, with no timer:
@@ -64,14 +84,20 @@
 //     not retried: Backend.Start must return only once the backend answers.
 //   - UDP flows are keyed by client address and end after UDPFlowTimeout
 //     without a datagram, or as soon as the backend refuses one (an ICMP
-//     port unreachable), so the next datagram starts the backend again; up to 64 datagrams per client are queued while
-//     the backend starts, later ones are dropped. On shutdown UDP flows are
-//     closed once the stream flows have drained. Datagram sockets other
-//     than UDP work only with clients that have a bound address.
+//     port unreachable), so the next datagram starts the backend again.
+//     Up to 64 datagrams per client, and 4 MiB across all clients, are
+//     queued while the backend starts; later ones are dropped, and each
+//     flow logs how many once connected. On shutdown UDP flows are closed
+//     once the stream flows have drained. Datagram sockets other than UDP
+//     work only with clients that have a bound address.
 //   - One Backend serves every route of a Server.
-//   - MaxConnections counts stream flows only. UDP flows each hold one
-//     descriptor (their socket to the backend) and are not capped; when
-//     descriptors run out, new clients' datagrams are dropped and logged.
+//   - MaxConnections counts stream flows only; MaxUDPFlows counts the
+//     flows of datagram routes. At MaxUDPFlows a new client's datagrams
+//     are lost, not held: the read loop cannot make one client wait
+//     without making them all wait. A flood of spoofed source addresses
+//     can thus fill the UDP flows for UDPFlowTimeout and shut out new
+//     clients meanwhile; it cannot exhaust descriptors or memory. An open
+//     UDP flow holds a goroutine and a 64 KiB reply buffer, about 70 KiB.
 //   - Without a cap (negative MaxConnections) a flood beyond the
 //     descriptor limit can let Accept take the descriptors the dials to
 //     the backend need: those flows are closed after ReadyTimeout.

@@ -12,12 +12,23 @@ import (
 const statusInterval = time.Second
 
 // supervise is Run's own goroutine: it owns the idle clock, the status
-// line, the exit decision and the shutdown.
+// line, the heartbeat, the exit decision and the shutdown. It beats
+// between its other cases, so a beat says that it is responsive; what it
+// waits on inline (Backend.Stop, the drain) beats through hb.await, within
+// that work's bound.
 func (s *Server) supervise(ctx, flowCtx context.Context, cancelFlows context.CancelFunc) error {
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	defer idle.Stop()
 	s.armIdle(idle)
+
+	hb := &heart{fn: s.Heartbeat, log: s.logger()}
+	if hb.on() {
+		t := time.NewTicker(s.heartbeatInterval())
+		defer t.Stop()
+		hb.tick = t.C
+		hb.beat()
+	}
 
 	st := statusReporter{fn: s.Status}
 	var tick <-chan time.Time
@@ -31,10 +42,10 @@ func (s *Server) supervise(ctx, flowCtx context.Context, cancelFlows context.Can
 	for {
 		select {
 		case <-ctx.Done():
-			return s.shutdown(ctx, cancelFlows, &st)
+			return s.shutdown(ctx, cancelFlows, &st, hb)
 
 		case err := <-s.loopErr:
-			return errors.Join(err, s.shutdown(ctx, cancelFlows, &st))
+			return errors.Join(err, s.shutdown(ctx, cancelFlows, &st, hb))
 
 		case <-s.kick:
 			s.armIdle(idle)
@@ -44,11 +55,11 @@ func (s *Server) supervise(ctx, flowCtx context.Context, cancelFlows context.Can
 				continue
 			}
 			if !s.ExitOnIdle {
-				s.stopIdle(ctx, &st)
+				s.stopIdle(ctx, &st, hb)
 				s.armIdle(idle)
 				continue
 			}
-			exited, err := s.exitIfIdle(ctx, flowCtx, &st)
+			exited, err := s.exitIfIdle(ctx, flowCtx, &st, hb)
 			if exited {
 				return err
 			}
@@ -56,6 +67,9 @@ func (s *Server) supervise(ctx, flowCtx context.Context, cancelFlows context.Can
 
 		case <-tick:
 			st.report(s.statusLine())
+
+		case <-hb.tick:
+			hb.beat()
 		}
 	}
 }
@@ -103,13 +117,13 @@ func (s *Server) idleDue(idle *time.Timer) bool {
 
 // stopIdle stops the idle backend and keeps serving. A flow that arrives
 // meanwhile calls Backend.Start, which waits for the stop.
-func (s *Server) stopIdle(ctx context.Context, st *statusReporter) {
+func (s *Server) stopIdle(ctx context.Context, st *statusReporter, hb *heart) {
 	if !s.markStopped() {
 		return
 	}
 	s.logger().Info("no connections; stopping backend", "idle", s.idleTimeout())
 	st.report("stopping container")
-	if err := s.stopBackend(ctx); err != nil {
+	if err := s.stopBackend(ctx, hb); err != nil {
 		// Still (maybe) running: try again after another idle spell.
 		s.running.Store(true)
 		s.mu.Lock()
@@ -140,7 +154,7 @@ func (s *Server) markStopped() bool {
 // false. Otherwise it stops the backend and reports true, with Stop's
 // error. Connections not yet accepted stay in the listener's backlog for
 // the next activation, so none is accepted and then dropped.
-func (s *Server) exitIfIdle(ctx, flowCtx context.Context, st *statusReporter) (exited bool, err error) {
+func (s *Server) exitIfIdle(ctx, flowCtx context.Context, st *statusReporter, hb *heart) (exited bool, err error) {
 	s.mu.Lock()
 	before := s.accepted
 	s.mu.Unlock()
@@ -166,7 +180,7 @@ func (s *Server) exitIfIdle(ctx, flowCtx context.Context, st *statusReporter) (e
 	}
 	s.logger().Info("no connections; stopping backend and exiting", "idle", s.idleTimeout())
 	st.report("stopping container")
-	if err := s.stopBackend(ctx); err != nil {
+	if err := s.stopBackend(ctx, hb); err != nil {
 		return true, fmt.Errorf("stopping idle backend: %w", err)
 	}
 	return true, nil
@@ -174,35 +188,52 @@ func (s *Server) exitIfIdle(ctx, flowCtx context.Context, st *statusReporter) (e
 
 // shutdown stops accepting, lets stream flows finish for up to
 // DrainTimeout, closes every flow still open, and stops the backend if it
-// may be running.
-func (s *Server) shutdown(ctx context.Context, cancelFlows context.CancelFunc, st *statusReporter) error {
+// may be running. It beats throughout the drain, and for HeartbeatGrace
+// while the flows close.
+func (s *Server) shutdown(ctx context.Context, cancelFlows context.CancelFunc, st *statusReporter, hb *heart) error {
 	s.stopLoops()
 	st.report("shutting down")
 
 	done := make(chan struct{})
 	go s.waitStreams(done)
 	if d := s.drainTimeout(); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-done:
-		case <-t.C:
-			s.logger().Info("closing connections still open after drain timeout", "flows", s.Flows(), "drain", d)
-		}
-		t.Stop()
+		s.drain(done, d, hb)
 	}
-	// UDP flows have no end of their own: they are closed here too.
+	// UDP flows have no end of their own: they are closed here too. Every
+	// flow ends promptly once cancelled: its conns are closed, and its
+	// wait for Backend.Start ends with its ctx.
 	cancelFlows()
+	closed := make(chan struct{})
+	go s.waitFlows(closed)
+	hb.await(closed, 0, "closing flows")
 	<-done
-	s.flowWG.Wait()
 	s.clearDeadlines()
 
 	if !s.running.Swap(false) {
 		return nil
 	}
-	if err := s.stopBackend(ctx); err != nil {
+	if err := s.stopBackend(ctx, hb); err != nil {
 		return fmt.Errorf("stopping backend on shutdown: %w", err)
 	}
 	return nil
+}
+
+// drain waits until done is closed (every stream flow has ended) or d has
+// passed, beating meanwhile: the wait is bounded by its own timer.
+func (s *Server) drain(done <-chan struct{}, d time.Duration, hb *heart) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			s.logger().Info("closing connections still open after drain timeout", "flows", s.Flows(), "drain", d)
+			return
+		case <-hb.tick:
+			hb.beat()
+		}
+	}
 }
 
 // waitStreams closes done when every stream flow has ended.
@@ -211,12 +242,23 @@ func (s *Server) waitStreams(done chan<- struct{}) {
 	s.streamWG.Wait()
 }
 
+// waitFlows closes done when every flow goroutine has ended.
+func (s *Server) waitFlows(done chan<- struct{}) {
+	defer close(done)
+	s.flowWG.Wait()
+}
+
 // statusLine describes the present state for a person.
 func (s *Server) statusLine() string {
-	n := s.Flows()
+	s.mu.Lock()
+	n, udpFull := s.open, s.maxUDP > 0 && s.udpFlows >= s.maxUDP
+	s.mu.Unlock()
 	full := ""
 	if s.atCap.Load() > 0 {
 		full = "; at the connection limit, new connections wait"
+	}
+	if udpFull {
+		full += "; at the UDP flow limit, new clients' datagrams are dropped"
 	}
 	switch {
 	case n == 1:

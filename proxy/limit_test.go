@@ -20,24 +20,78 @@ import (
 )
 
 func TestMaxConnectionsFor(t *testing.T) {
+	// Stream flows get (nofile - reserve - UDP share) / 6; the UDP share
+	// is (nofile - reserve) / 8, at least 1, at most 4096.
 	tests := []struct {
 		nofile uint64
 		want   int
+		udp    int
 	}{
-		{nofile: 0, want: 1},
-		{nofile: 20, want: 2},   // reserve 5
-		{nofile: 64, want: 8},   // reserve 16
-		{nofile: 70, want: 8},   // reserve 17
-		{nofile: 256, want: 32}, // reserve 64
-		{nofile: 1024, want: 160},
-		{nofile: 524288, want: 87370},
-		{nofile: math.MaxUint32, want: maxConnectionsCeiling},
-		{nofile: unix.RLIM_INFINITY, want: maxConnectionsCeiling},
+		{nofile: 0, want: 1, udp: 1},
+		{nofile: 20, want: 2, udp: 1},    // reserve 5: (15-1)/6
+		{nofile: 64, want: 7, udp: 6},    // reserve 16: (48-6)/6
+		{nofile: 70, want: 7, udp: 6},    // reserve 17: (53-6)/6
+		{nofile: 256, want: 28, udp: 24}, // reserve 64: (192-24)/6
+		{nofile: 1024, want: 140, udp: 120},
+		{nofile: 524288, want: 86688, udp: maxUDPFlowsCeiling},
+		{nofile: math.MaxUint32, want: maxConnectionsCeiling, udp: maxUDPFlowsCeiling},
+		{nofile: unix.RLIM_INFINITY, want: maxConnectionsCeiling, udp: maxUDPFlowsCeiling},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.nofile), func(t *testing.T) {
 			if got := maxConnectionsFor(tt.nofile); got != tt.want {
 				t.Errorf("maxConnectionsFor(%d): got %d; want %d", tt.nofile, got, tt.want)
+			}
+			if got := maxUDPFlowsFor(tt.nofile); got != tt.udp {
+				t.Errorf("maxUDPFlowsFor(%d): got %d; want %d", tt.nofile, got, tt.udp)
+			}
+		})
+	}
+}
+
+// TestDefaultCapsFitNofile checks that stream flows and UDP flows at their
+// default caps hold no more descriptors than the limit leaves beside the
+// reserve, for every limit that fits one flow of each (below that, each cap
+// is still 1).
+func TestDefaultCapsFitNofile(t *testing.T) {
+	limits := []uint64{1 << 16, 1 << 20, 524288, 1<<31 - 1}
+	for n := uint64(1); n <= 4096; n++ {
+		limits = append(limits, n)
+	}
+	for _, nofile := range limits {
+		if fdBudget(nofile) < fdsPerFlow+1 {
+			continue
+		}
+		streams, udp := uint64(maxConnectionsFor(nofile)), uint64(maxUDPFlowsFor(nofile))
+		reserve := min(uint64(fdReserve), nofile/4)
+		if used := streams*fdsPerFlow + udp; used+reserve > nofile {
+			t.Errorf("nofile %d: %d stream flows and %d UDP flows hold %d descriptors, plus a reserve of %d; want at most %d",
+				nofile, streams, udp, used, reserve, nofile)
+		}
+	}
+}
+
+func TestDefaultMaxUDPFlowsFollowsRlimit(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := DefaultMaxUDPFlows(), maxUDPFlowsFor(lim.Cur); got != want {
+		t.Errorf("DefaultMaxUDPFlows() under a soft limit of %d: got %d; want %d", lim.Cur, got, want)
+	}
+	tests := []struct {
+		name string
+		max  int
+		want int
+	}{
+		{name: "zero", max: 0, want: DefaultMaxUDPFlows()},
+		{name: "set", max: 3, want: 3},
+		{name: "negative", max: -1, want: 0}, // no cap
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (&Server{MaxUDPFlows: tt.max}).maxUDPFlows(); got != tt.want {
+				t.Errorf("MaxUDPFlows %d: got cap %d; want %d", tt.max, got, tt.want)
 			}
 		})
 	}

@@ -120,18 +120,36 @@ type Server struct {
 	// A full backlog (the listener's, systemd's Backlog=, at most
 	// net.core.somaxconn) makes the kernel drop further SYNs, which
 	// clients retry. If zero, DefaultMaxConnections(), sized to the file
-	// descriptor limit: a connected TCP flow holds six descriptors, its
-	// two sockets and a splice(2) pipe for each direction (two without
-	// splice, as between other conn types). If negative, no cap.
+	// descriptor limit beside DefaultMaxUDPFlows(): a connected TCP flow
+	// holds six descriptors, its two sockets and a splice(2) pipe for each
+	// direction (two without splice, as between other conn types). If
+	// negative, no cap.
 	//
 	// Each stream route's accept loop checks the count before it waits in
 	// Accept, so with several stream routes the count can pass the cap by
 	// up to one less than their number (no route waits while another's
-	// loop sits idle). UDP flows are not counted: the read loop cannot
-	// pause for one client without pausing all of them. Each holds one
-	// descriptor, its socket to the backend; when descriptors run out its
-	// datagrams are dropped and the failure logged.
+	// loop sits idle). UDP flows are not counted here but against
+	// MaxUDPFlows.
 	MaxConnections int
+
+	// MaxUDPFlows caps the open flows of datagram routes (UDP, and
+	// unixgram), across all of them, from a client's first datagram until
+	// its flow is reaped or fails. At the cap, datagrams from a client
+	// with no flow are dropped, counted, and logged at most once a second
+	// (the read loop cannot make one client wait without making them all
+	// wait, and UDP is lossy); clients that have a flow are served as
+	// before, and a new client gets a flow once one ends. The cap is exact
+	// across routes. If zero, DefaultMaxUDPFlows(), sized with
+	// DefaultMaxConnections so that stream flows and UDP flows at their
+	// default caps fit in the file descriptor limit together: a UDP flow
+	// holds one descriptor, its socket to the backend. If negative, no
+	// cap.
+	//
+	// Whatever the cap, the datagrams held for flows while the backend
+	// starts are bounded: up to 64 per flow and 4 MiB in all, across all
+	// flows; more are dropped, and each flow logs how many of its own were
+	// once it is connected.
+	MaxUDPFlows int
 
 	// FlowIdleTimeout closes a TCP stream flow that has moved no byte
 	// either way for this long, counted from when it was connected to the
@@ -165,6 +183,24 @@ type Server struct {
 	// line changes, about once a second at most. If nil, no status.
 	Status func(line string)
 
+	// Heartbeat is called, for systemd's WATCHDOG=1, from the goroutine
+	// that supervises the Server (the one that runs the idle clock, calls
+	// Status and Backend.Stop, and shuts down): once when Run begins, then
+	// every HeartbeatInterval while that goroutine is responsive. While it
+	// waits on work with a bound of its own (Backend.Stop, StopTimeout;
+	// the drain, DrainTimeout) the beats go on until the work overruns its
+	// bound by HeartbeatGrace, then stop until it ends, so that the
+	// watchdog restarts a process stuck in a Stop that ignores its ctx.
+	// A Status that blocks stops them too. Flows are served by goroutines
+	// of their own and never delay a beat. Heartbeat must not block. If
+	// nil, none.
+	Heartbeat func()
+
+	// HeartbeatInterval is how often Heartbeat is called; under systemd,
+	// half of WatchdogSec= (WATCHDOG_USEC). If zero or negative,
+	// DefaultHeartbeatInterval, one second.
+	HeartbeatInterval time.Duration
+
 	// mu guards the flow counters, read by the idle clock.
 	mu        sync.Mutex
 	open      int       // open flows
@@ -187,6 +223,18 @@ type Server struct {
 	slotFreed chan struct{}
 	atCap     atomic.Int32 // accept loops waiting for streams < maxConns
 	capLogged atomic.Int64 // when the cap was last logged, in Unix ns
+
+	// maxUDP is MaxUDPFlows with its default applied; 0 means no cap.
+	// udpFlows (under mu) counts the open UDP flows, each until its
+	// backend socket is closed.
+	maxUDP       int
+	udpFlows     int
+	udpCapDrops  atomic.Uint64 // datagrams dropped at maxUDP
+	udpCapLogged atomic.Int64  // when they were last logged, in Unix ns
+
+	// held is the size in bytes of the datagrams all UDP flows hold while
+	// the backend starts, at most maxHeldBytes.
+	held atomic.Int64
 
 	// watched are the TCP flows the idle reaper looks at.
 	watchMu sync.Mutex
@@ -242,6 +290,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.open, s.accepted, s.zeroSince = 0, 0, now
 	s.streams, s.slotFreed = 0, make(chan struct{})
+	s.udpFlows = 0
 	s.kick = make(chan struct{}, 1)
 	s.mu.Unlock()
 	s.base = now
@@ -249,6 +298,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.routes = routes
 	s.loopErr = make(chan error, len(routes))
 	s.maxConns = s.maxConnections()
+	s.maxUDP = s.maxUDPFlows()
+	s.held.Store(0)
 	s.watched = make(map[*watchedFlow]struct{})
 
 	// Flows outlive ctx by up to DrainTimeout; flowCtx ends them.
@@ -365,10 +416,18 @@ func (s *Server) loopFailed(err error) {
 	}
 }
 
-// flowBegin counts a flow as open; stream flows count against
-// MaxConnections.
-func (s *Server) flowBegin(stream bool) {
+// flowBegin counts a flow as open and reports true; stream flows count
+// against MaxConnections, UDP flows against MaxUDPFlows. If MaxUDPFlows UDP
+// flows are open, it counts no new one and reports false.
+func (s *Server) flowBegin(stream bool) bool {
 	s.mu.Lock()
+	if !stream {
+		if s.maxUDP > 0 && s.udpFlows >= s.maxUDP {
+			s.mu.Unlock()
+			return false
+		}
+		s.udpFlows++
+	}
 	s.open++
 	s.accepted++
 	if stream {
@@ -379,6 +438,7 @@ func (s *Server) flowBegin(stream bool) {
 	if first {
 		s.poke()
 	}
+	return true
 }
 
 // flowEnd counts a flow as closed.
@@ -396,6 +456,8 @@ func (s *Server) flowEnd(stream bool) {
 			close(s.slotFreed)
 			s.slotFreed = make(chan struct{})
 		}
+	} else {
+		s.udpFlows--
 	}
 	s.mu.Unlock()
 	if last {
@@ -534,11 +596,28 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // stopBackend calls Backend.Stop with a bounded context that survives the
-// cancellation of ctx.
-func (s *Server) stopBackend(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.stopTimeout())
+// cancellation of ctx. With a Heartbeat, Stop runs on a goroutine of its
+// own while the supervising goroutine, which calls stopBackend, beats
+// until Stop returns or overruns StopTimeout by HeartbeatGrace.
+func (s *Server) stopBackend(ctx context.Context, hb *heart) error {
+	d := s.stopTimeout()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 	defer cancel()
-	return s.Backend.Stop(ctx)
+	if !hb.on() {
+		return s.Backend.Stop(ctx)
+	}
+	var err error
+	done := make(chan struct{})
+	go s.callStop(ctx, &err, done)
+	hb.await(done, d, "stopping backend")
+	return err
+}
+
+// callStop calls Backend.Stop for stopBackend, sets *err to its result,
+// and closes done.
+func (s *Server) callStop(ctx context.Context, err *error, done chan<- struct{}) {
+	defer close(done)
+	*err = s.Backend.Stop(ctx)
 }
 
 // dialBackend dials addr, retrying for up to DialTimeout while the backend
@@ -706,6 +785,13 @@ func (s *Server) udpFlowTimeout() time.Duration {
 		return DefaultUDPFlowTimeout
 	}
 	return s.UDPFlowTimeout
+}
+
+func (s *Server) heartbeatInterval() time.Duration {
+	if s.HeartbeatInterval <= 0 {
+		return DefaultHeartbeatInterval
+	}
+	return s.HeartbeatInterval
 }
 
 func (s *Server) stopTimeout() time.Duration {

@@ -20,6 +20,14 @@ const (
 	// udpQueueLen is how many datagrams a UDP flow keeps while the backend
 	// starts; more are dropped.
 	udpQueueLen = 64
+
+	// maxHeldBytes bounds the datagrams, in bytes, that all UDP flows keep
+	// in all while the backend starts; more are dropped like those beyond
+	// a flow's udpQueueLen. Without it a flood from many (spoofed) client
+	// addresses could make each flow hold 64 datagrams of up to 64 KiB.
+	// 4 MiB is a full queue of the largest datagrams, or some 40000 of
+	// the DNS-sized ones.
+	maxHeldBytes = 4 << 20
 )
 
 // bufPool holds maxDatagram-byte buffers for the reply loops.
@@ -28,6 +36,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return
 // udpFlow is one client of a datagram route, with its own connected socket
 // to the backend.
 type udpFlow struct {
+	s    *Server
 	rt   *route
 	ap   netip.AddrPort // the client, on *net.UDPConn routes
 	addr net.Addr       // the client, on other routes
@@ -45,7 +54,8 @@ type udpFlow struct {
 
 	mu      sync.Mutex
 	queue   [][]byte // datagrams that arrived before ready
-	dropped int      // datagrams beyond the queue
+	queued  int      // their size in bytes, counted in Server.held
+	dropped int      // datagrams beyond the queue or maxHeldBytes
 	dead    bool     // the flow failed or was reaped; drop what arrives
 }
 
@@ -57,25 +67,23 @@ func (s *Server) serveUDP(ctx context.Context, rt *route, stop <-chan struct{}) 
 	var delay time.Duration
 	for {
 		var (
-			n   int
-			f   *udpFlow
-			err error
+			n    int
+			ap   netip.AddrPort // the client, on *net.UDPConn routes
+			addr net.Addr       // the client, on other routes
+			f    *udpFlow
+			err  error
 		)
 		if rt.udp != nil {
-			var ap netip.AddrPort
 			n, ap, err = rt.udp.ReadFromUDPAddrPort(rt.buf)
-			if err == nil {
-				f = s.udpFlowFor(ctx, rt, ap, nil)
-			}
 		} else {
-			var addr net.Addr
 			n, addr, err = rt.pc.ReadFrom(rt.buf)
-			if err == nil {
-				f = s.udpFlowFor(ctx, rt, netip.AddrPort{}, addr)
-			}
 		}
 		if err == nil {
 			delay = 0
+			if f = s.udpFlowFor(ctx, rt, ap, addr); f == nil {
+				s.dropAtUDPCap(rt, ap, addr)
+				continue
+			}
 			f.send(rt.buf[:n])
 			continue
 		}
@@ -97,7 +105,8 @@ func (s *Server) serveUDP(ctx context.Context, rt *route, stop <-chan struct{}) 
 }
 
 // udpFlowFor returns the flow of the client at ap (or addr), marked active
-// now, and starts a new flow if the client has none.
+// now, and starts a new flow if the client has none. It returns nil if the
+// client has none and MaxUDPFlows flows are open.
 func (s *Server) udpFlowFor(ctx context.Context, rt *route, ap netip.AddrPort, addr net.Addr) *udpFlow {
 	now := int64(time.Since(s.base))
 	rt.mu.Lock()
@@ -118,7 +127,10 @@ func (s *Server) udpFlowFor(ctx context.Context, rt *route, ap netip.AddrPort, a
 		f.last.Store(now)
 		return f
 	}
-	f = &udpFlow{rt: rt, ap: ap, addr: addr}
+	if !s.flowBegin(false) {
+		return nil
+	}
+	f = &udpFlow{s: s, rt: rt, ap: ap, addr: addr}
 	f.last.Store(now)
 	if rt.udp != nil {
 		rt.byAddr[ap] = f
@@ -126,14 +138,14 @@ func (s *Server) udpFlowFor(ctx context.Context, rt *route, ap netip.AddrPort, a
 		f.key = key
 		rt.byName[key] = f
 	}
-	s.flowBegin(false)
 	s.flowWG.Add(1)
 	go s.serveUDPFlow(ctx, f)
 	return f
 }
 
 // send forwards datagram b to the backend, or queues a copy while the
-// backend starts. Errors drop the datagram, as a network would.
+// backend starts, within udpQueueLen datagrams for f and maxHeldBytes for
+// all flows. Errors drop the datagram, as a network would.
 func (f *udpFlow) send(b []byte) {
 	if f.ready.Load() {
 		f.conn.Write(b) // an error loses the datagram, as a network may
@@ -145,12 +157,30 @@ func (f *udpFlow) send(b []byte) {
 		f.conn.Write(b) // an error loses the datagram, as a network may
 		return
 	}
-	if !f.dead && len(f.queue) < udpQueueLen {
+	if !f.dead && len(f.queue) < udpQueueLen && f.s.hold(len(b)) {
 		f.queue = append(f.queue, append([]byte(nil), b...))
+		f.queued += len(b)
 	} else {
 		f.dropped++
 	}
 	f.mu.Unlock()
+}
+
+// hold counts n more bytes of datagrams held while the backend starts and
+// reports true, unless that would pass maxHeldBytes: then it counts nothing
+// and reports false.
+func (s *Server) hold(n int) bool {
+	if s.held.Add(int64(n)) > maxHeldBytes {
+		s.held.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// dropQueue forgets f's queue, its datagrams sent or dropped. f.mu is held.
+func (f *udpFlow) dropQueue() {
+	f.s.held.Add(-int64(f.queued))
+	f.queue, f.queued = nil, 0
 }
 
 // serveUDPFlow starts the backend for one client, dials it, sends what was
@@ -177,13 +207,14 @@ func (s *Server) serveUDPFlow(ctx context.Context, f *udpFlow) {
 	for _, b := range f.queue {
 		c.Write(b) // an error loses the datagram, as a network may
 	}
-	f.queue = nil
+	kept := len(f.queue)
+	f.dropQueue()
 	f.conn = c
 	f.ready.Store(true)
 	dropped := f.dropped
 	f.mu.Unlock()
 	if dropped > 0 {
-		s.logger().Warn("dropped datagrams while the backend started", "remote", f.remote(), "route", f.rt.name, "dropped", dropped, "kept", udpQueueLen)
+		s.logger().Warn("dropped datagrams while the backend started", "remote", f.remote(), "route", f.rt.name, "dropped", dropped, "kept", kept)
 	}
 
 	s.relayReplies(f, c)
@@ -287,17 +318,23 @@ func (rt *route) deleteFlow(f *udpFlow) {
 func (f *udpFlow) kill() {
 	f.mu.Lock()
 	f.dead = true
-	f.queue = nil
+	f.dropQueue()
 	f.mu.Unlock()
 }
 
 // remote names f's client for logs.
 func (f *udpFlow) remote() string {
-	if f.rt.udp != nil {
-		return f.ap.String()
+	return f.rt.remote(f.ap, f.addr)
+}
+
+// remote names the client at ap (on *net.UDPConn routes) or addr (on
+// others) for logs.
+func (rt *route) remote(ap netip.AddrPort, addr net.Addr) string {
+	if rt.udp != nil {
+		return ap.String()
 	}
-	if f.addr == nil {
+	if addr == nil {
 		return ""
 	}
-	return f.addr.String()
+	return addr.String()
 }

@@ -315,3 +315,191 @@ func TestUDPStartAgainWhenNoAddress(t *testing.T) {
 		t.Errorf("Start calls: got %d; want 2", n)
 	}
 }
+
+// dialUDP returns a client socket connected to addr, closed in t.Cleanup.
+func dialUDP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// roundTripUDP sends msg on c and checks the echo server's reply.
+func roundTripUDP(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	fmt.Fprint(c, msg)
+	if got, err := readReply(c); err != nil || got != "pong "+msg {
+		t.Fatalf("client %s: got %q, %v; want %q", c.LocalAddr(), got, err, "pong "+msg)
+	}
+}
+
+// TestMaxUDPFlows sends from many client sockets to a Server capped at a
+// few UDP flows: the flows never pass the cap, datagrams from new clients
+// at the cap are dropped, counted and logged, clients that have a flow
+// keep being served, and a new client gets a flow once one is reaped.
+func TestMaxUDPFlows(t *testing.T) {
+	backend := startUDPEcho(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	logger, logs := bufferLogger()
+	const maxFlows, clients = 3, 20
+	srv := &Server{
+		Backend:        &fakeBackend{addr: backend},
+		Routes:         []Route{{Name: "dns", PacketConn: pc}},
+		MaxUDPFlows:    maxFlows,
+		UDPFlowTimeout: 3 * time.Second,
+		Logger:         logger,
+	}
+	startRun(t, srv)
+	began := time.Now()
+	addr := pc.LocalAddr().String()
+
+	first := dialUDP(t, addr)
+	roundTripUDP(t, first, "first")
+
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		conns[i] = dialUDP(t, addr)
+		fmt.Fprintf(conns[i], "client %d", i)
+		// Each datagram makes a flow, up to the cap, or is dropped.
+		eventually(t, fmt.Sprintf("client %d's datagram is taken", i), func() bool {
+			return srv.Flows()+int(srv.udpCapDrops.Load()) == i+2
+		})
+		flows := 1 + min(i+1, maxFlows-1)
+		if n := srv.Flows(); n != flows {
+			t.Fatalf("UDP flows after client %d: got %d; want %d, at most %d", i, n, flows, maxFlows)
+		}
+	}
+	if got, want := srv.udpCapDrops.Load(), uint64(clients-(maxFlows-1)); got != want {
+		t.Errorf("datagrams dropped at the cap: got %d; want %d", got, want)
+	}
+	if got, want := srv.statusLine(), "serving 3 connections; at the UDP flow limit, new clients' datagrams are dropped"; got != want {
+		t.Errorf("status line: got %q; want %q", got, want)
+	}
+
+	// The clients with a flow get their replies and keep being served.
+	for i := range maxFlows - 1 {
+		want := fmt.Sprintf("pong client %d", i)
+		if got, err := readReply(conns[i]); err != nil || got != want {
+			t.Errorf("client %d: got %q, %v; want %q", i, got, err, want)
+		}
+	}
+	roundTripUDP(t, first, "still served")
+	roundTripUDP(t, conns[0], "client 0 again")
+	// A client without one gets nothing.
+	dropped := conns[maxFlows-1]
+	dropped.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := dropped.Read(make([]byte, 100)); err == nil {
+		t.Errorf("client %d, beyond the cap: got a %d-byte reply; want none", maxFlows-1, n)
+	}
+	if n := srv.Flows(); n != maxFlows {
+		t.Errorf("Flows(): got %d; want %d", n, maxFlows)
+	}
+
+	want := fmt.Sprintf(`level=WARN msg="udp flow limit reached; dropping datagrams from new clients" route=dns remote=%s max_udp_flows=%d dropped=1`, dropped.LocalAddr(), maxFlows)
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log: got %q; want it to contain %q", logs, want)
+	}
+	n := strings.Count(logs.String(), "udp flow limit reached")
+	if most := 1 + int(time.Since(began)/udpCapLogInterval); n > most {
+		t.Errorf("cap logged %d times in %v; want at most %d, once a second", n, time.Since(began).Round(time.Millisecond), most)
+	}
+
+	// Once the flows are reaped, a client dropped before gets a flow.
+	eventually(t, "the UDP flows are reaped", func() bool { return srv.Flows() == 0 })
+	roundTripUDP(t, dropped, "let in")
+}
+
+// TestUDPHeldBytesBounded holds datagrams for several clients while the
+// backend starts, more in all than maxHeldBytes though within each flow's
+// udpQueueLen: those past the bound are dropped, counted and logged like
+// those past a flow's queue.
+func TestUDPHeldBytesBounded(t *testing.T) {
+	backend := startUDPEcho(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	be := &fakeBackend{addr: backend, release: make(chan struct{})}
+	logger, logs := bufferLogger()
+	srv := &Server{Backend: be, Routes: []Route{{Name: "dns", PacketConn: pc}}, Logger: logger}
+	startRun(t, srv)
+	addr := pc.LocalAddr().String()
+
+	const size, each = 60000, 30 // 3 clients send 5.4 MB in all
+	payload := strings.Repeat("x", size)
+	type want struct{ kept, dropped int }
+	wants := []want{
+		{kept: each}, // 1.8 MB held
+		{kept: each}, // 3.6 MB held
+		{kept: maxHeldBytes/size - 2*each, dropped: 3*each - maxHeldBytes/size}, // up to 4 MiB
+	}
+	conns := make([]net.Conn, len(wants))
+	for i := range conns {
+		c := dialUDP(t, addr)
+		conns[i] = c
+		for j := range each {
+			fmt.Fprintf(c, "%s", payload)
+			// One at a time, so that no socket buffer drops any.
+			eventually(t, fmt.Sprintf("client %d's datagram %d is held or dropped", i, j), func() bool {
+				if srv.Flows() < i+1 {
+					return false // and Run may not have set srv.routes yet
+				}
+				f := srv.udpFlowOf(c.LocalAddr())
+				if f == nil {
+					return false
+				}
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				return len(f.queue)+f.dropped == j+1
+			})
+			if held := srv.held.Load(); held > maxHeldBytes {
+				t.Fatalf("bytes held after client %d's datagram %d: got %d; want at most %d", i, j, held, maxHeldBytes)
+			}
+		}
+	}
+	for i, c := range conns {
+		f := srv.udpFlowOf(c.LocalAddr())
+		f.mu.Lock()
+		got := want{kept: len(f.queue), dropped: f.dropped}
+		f.mu.Unlock()
+		if got != wants[i] {
+			t.Errorf("client %d: got %d held and %d dropped; want %d and %d", i, got.kept, got.dropped, wants[i].kept, wants[i].dropped)
+		}
+	}
+	if got, want := srv.held.Load(), int64(maxHeldBytes/size*size); got != want {
+		t.Errorf("bytes held: got %d; want %d", got, want)
+	}
+
+	close(be.release)
+	eventually(t, "the held datagrams are sent", func() bool { return srv.held.Load() == 0 })
+	last := wants[len(wants)-1]
+	line := fmt.Sprintf(`msg="dropped datagrams while the backend started" remote=%s route=dns dropped=%d kept=%d`, conns[2].LocalAddr(), last.dropped, last.kept)
+	eventually(t, "the drops are logged", func() bool { return strings.Contains(logs.String(), line) })
+	if n := strings.Count(logs.String(), "dropped datagrams while the backend started"); n != 1 {
+		t.Errorf("flows that logged drops: got %d; want 1\n%s", n, logs)
+	}
+
+	// The flows are served once connected. Replies to the big datagrams
+	// may have overflowed the sockets' buffers; skip those that came.
+	for i, c := range conns {
+		msg := fmt.Sprintf("client %d after", i)
+		fmt.Fprint(c, msg)
+		for range each + 1 {
+			got, err := readReply(c)
+			if err != nil {
+				t.Fatalf("client %d: reading %q: %v", i, "pong "+msg, err)
+			}
+			if got == "pong "+msg {
+				break
+			}
+		}
+	}
+}

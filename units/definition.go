@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // Definition is a parsed, validated NAME.lazypod file. Parse fills it; a
@@ -13,20 +15,20 @@ type Definition struct {
 	Path string // the file it came from
 
 	// [Container], Quadlet's names.
-	Image            string     // Image=: the reference to run
-	ContainerName    string     // ContainerName=: also lazypod's service name; Parse defaults it to Name
-	Exec             []string   // Exec=: the container's command, split into words; nil: the image's
-	Environment      []string   // Environment=: KEY=VALUE, in file order
-	EnvironmentFiles []string   // EnvironmentFile=: absolute paths, read by lazypod serve at start
-	Volumes          []string   // Volume=: SRC:DST[:OPTS]
-	Labels           []string   // Label=: KEY=VALUE, in file order
-	User             string     // User=: "" for the image's
-	Group            string     // Group=: only with User
-	Network          string     // Network=: "" for Podman's default
-	AutoUpdate       AutoUpdate // AutoUpdate=: "" for no updates
-	HealthCmd        string     // HealthCmd=: readiness probe exec:HealthCmd unless Ready is set
-	Notify           Notify     // Notify=: readiness from the image's healthcheck or the container's READY=1
-	Memory           string     // Memory=: as podman's --memory, e.g. "512m"; "" for no limit
+	Image            string      // Image=: the reference to run
+	ContainerName    string      // ContainerName=: also lazypod's service name; Parse defaults it to Name
+	Exec             []string    // Exec=: the container's command, split into words; nil: the image's
+	Environment      []string    // Environment=: KEY=VALUE, in file order
+	EnvironmentFiles []string    // EnvironmentFile=: absolute paths, read by lazypod serve at start
+	Volumes          []string    // Volume=: SRC:DST[:OPTS]
+	Labels           []string    // Label=: KEY=VALUE, in file order
+	User             string      // User=: "" for the image's
+	Group            string      // Group=: only with User
+	Network          string      // Network=: "" for Podman's default
+	AutoUpdate       spec.Policy // AutoUpdate=: registry or local; "" for no updates
+	HealthCmd        string      // HealthCmd=: readiness probe exec:HealthCmd unless Ready is set
+	Notify           Notify      // Notify=: readiness from the image's healthcheck or the container's READY=1
+	Memory           spec.Size   // Memory=: as podman's --memory; 0 for no limit
 
 	// Listeners are PublishPort= ([Container]) and ListenUnix= ([Lazypod])
 	// in file order. Parse makes sure there is at least one and no two
@@ -35,7 +37,7 @@ type Definition struct {
 
 	// [Lazypod]: lazypod serve's own settings. A nil pointer or a zero
 	// value leaves lazypod serve's default.
-	Ready        string         // Ready=: the probe as written; see Probe
+	Ready        spec.Probe     // Ready=; see Probe
 	ReadyTimeout *time.Duration // ReadyTimeout=
 	IdleTimeout  *time.Duration // IdleTimeout=: 0 never stops the container
 	StopTimeout  *time.Duration // StopTimeout=
@@ -65,14 +67,6 @@ type Definition struct {
 // Entry is one Key=Value line of a pass-through section, its value with
 // continuation lines joined as systemd joins them.
 type Entry struct{ Key, Value string }
-
-// AutoUpdate is an update policy, as Quadlet's AutoUpdate=.
-type AutoUpdate string
-
-const (
-	AutoUpdateRegistry AutoUpdate = "registry" // a newer digest in the registry
-	AutoUpdateLocal    AutoUpdate = "local"    // a newer local image of the same name
-)
 
 // Notify is Quadlet's Notify=: how the container says it is ready.
 type Notify string
@@ -120,22 +114,22 @@ func (l Listener) proto() string {
 	return "tcp"
 }
 
-// Probe is the readiness probe lazypod serve runs, as its --ready value:
-// Ready if set, else exec:HealthCmd, else healthcheck for Notify=healthy
-// or notify for Notify=yes. "" leaves lazypod serve's default (tcp, or
+// Probe is the readiness probe lazypod serve runs, its --ready: Ready if
+// set, else exec:HealthCmd, else healthcheck for Notify=healthy or notify
+// for Notify=yes. The zero Probe leaves lazypod serve's default (tcp, or
 // none when every port is UDP).
-func (d *Definition) Probe() string {
+func (d *Definition) Probe() spec.Probe {
 	switch {
-	case d.Ready != "":
+	case d.Ready.Kind != "":
 		return d.Ready
 	case d.HealthCmd != "":
-		return "exec:" + d.HealthCmd
+		return spec.Probe{Kind: spec.ProbeExec, Arg: d.HealthCmd}
 	case d.Notify == NotifyHealthy:
-		return "healthcheck"
+		return spec.Probe{Kind: spec.ProbeHealthcheck}
 	case d.Notify == NotifyYes:
-		return "notify"
+		return spec.Probe{Kind: spec.ProbeNotify}
 	}
-	return ""
+	return spec.Probe{}
 }
 
 // Error is a problem in a definition file, found by Parse or Render.
@@ -177,5 +171,57 @@ func oneLine(s string) string {
 			return strconv.Quote(s)
 		}
 	}
+	return s
+}
+
+// Serve returns the settings lazypod serve gets from the units rendered
+// with o: serve's defaults, and what d sets. Its PodmanURL is the one
+// ExecStart= names, with %t left for systemd to expand in user units.
+func (d *Definition) Serve(o RenderOptions) spec.Serve {
+	s := spec.Defaults()
+	s.Name, s.Image, s.Command = d.ContainerName, d.Image, d.Exec
+	for _, u := range groupSockets(d) {
+		s.Ports = append(s.Ports, spec.Port{FDName: u.fdName, Port: u.port, Proto: spec.Protocol(u.proto)})
+	}
+	s.PodmanURL = d.PodmanURL
+	switch {
+	case s.PodmanURL != "":
+	case o.User:
+		s.PodmanURL = userPodmanURL
+	default:
+		s.PodmanURL = rootfulPodmanURL
+	}
+	setDur := func(dst *time.Duration, v *time.Duration) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setDur(&s.IdleTimeout, d.IdleTimeout)
+	setDur(&s.ReadyTimeout, d.ReadyTimeout)
+	setDur(&s.StopTimeout, d.StopTimeout)
+	setDur(&s.UDPTimeout, d.UDPTimeout)
+	setDur(&s.FlowIdleTimeout, d.FlowIdleTimeout)
+	setDur(&s.RollbackWindow, d.RollbackWindow)
+	setDur(&s.UpdateInterval, d.UpdateInterval)
+	s.ExitOnIdle, s.TLSVerify = d.ExitOnIdle, d.TLSVerify
+	s.Ready = d.Probe()
+	s.MaxConnections = d.MaxConnections
+	if d.LogLevel != "" {
+		s.LogLevel = d.LogLevel
+	}
+	s.Env, s.EnvFiles, s.Labels = d.Environment, d.EnvironmentFiles, d.Labels
+	for _, v := range d.Volumes {
+		vol, _ := spec.ParseVolume(v) // checked by Parse
+		s.Volumes = append(s.Volumes, vol)
+	}
+	s.Memory, s.CPUs, s.Network = d.Memory, d.CPUs, d.Network
+	s.User = d.User
+	if d.Group != "" {
+		s.User += ":" + d.Group
+	}
+	if d.AutoUpdate != "" {
+		s.AutoUpdate = d.AutoUpdate
+	}
+	s.AuthFile = d.AuthFile
 	return s
 }

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/unit"
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // Ext is the definition file's extension.
@@ -259,12 +259,13 @@ func words(field func(*Definition) *[]string, check func(string) error) func(*pa
 
 func duration(field func(*Definition) **time.Duration, positive bool) func(*parser, string, int) error {
 	return func(p *parser, v string, _ int) error {
-		d, err := parseDuration(v)
+		parse := spec.ParseDuration
+		if positive {
+			parse = spec.ParsePositiveDuration
+		}
+		d, err := parse(v)
 		if err != nil {
 			return err
-		}
-		if positive && d == 0 {
-			return errors.New("must be more than 0, e.g. 30s")
 		}
 		*field(p.d) = &d
 		return nil
@@ -273,7 +274,7 @@ func duration(field func(*Definition) **time.Duration, positive bool) func(*pars
 
 func boolean(field func(*Definition) **bool) func(*parser, string, int) error {
 	return func(p *parser, v string, _ int) error {
-		b, err := parseBool(v)
+		b, err := spec.ParseBool(v)
 		if err != nil {
 			return err
 		}
@@ -283,7 +284,7 @@ func boolean(field func(*Definition) **bool) func(*parser, string, int) error {
 }
 
 var containerKeys = map[string]keyDef{
-	"Image":         {set: str(func(d *Definition) *string { return &d.Image }, checkImage)},
+	"Image":         {set: str(func(d *Definition) *string { return &d.Image }, spec.CheckImage)},
 	"ContainerName": {set: str(func(d *Definition) *string { return &d.ContainerName }, checkName)},
 	"Exec": {set: func(p *parser, v string, _ int) error {
 		ws, err := splitWords(v)
@@ -303,10 +304,7 @@ var containerKeys = map[string]keyDef{
 		if err := checkKeyValue(w); err != nil {
 			return err
 		}
-		if strings.HasPrefix(w, "io.lazypod.") {
-			return fmt.Errorf("label %q: the io.lazypod. prefix is lazypod's own: use another prefix", w)
-		}
-		return nil
+		return spec.CheckLabel(w)
 	})},
 	"User":    {set: str(func(d *Definition) *string { return &d.User }, checkUserPart)},
 	"Group":   {set: str(func(d *Definition) *string { return &d.Group }, checkUserPart)},
@@ -319,9 +317,8 @@ var containerKeys = map[string]keyDef{
 		return p.addListener(pub, line)
 	}},
 	"AutoUpdate": {set: func(p *parser, v string, _ int) error {
-		switch a := AutoUpdate(v); a {
-		case AutoUpdateRegistry, AutoUpdateLocal:
-			p.d.AutoUpdate = a
+		if pol, err := spec.ParsePolicy(v); err == nil && pol.Enabled() {
+			p.d.AutoUpdate = pol
 			return nil
 		}
 		return errors.New(`valid policies are "registry", "local": remove the line for no updates`)
@@ -330,14 +327,14 @@ var containerKeys = map[string]keyDef{
 		if v == "none" {
 			return errors.New("HealthCmd=none: to start serving without a probe, set Ready=none in [Lazypod]")
 		}
-		return checkProbeCommand(v)
+		return spec.CheckProbeCommand(v)
 	})},
 	"Notify": {set: func(p *parser, v string, _ int) error {
 		if v == "healthy" {
 			p.d.Notify = NotifyHealthy
 			return nil
 		}
-		b, err := parseBool(v)
+		b, err := spec.ParseBool(v)
 		if err != nil {
 			return errors.New("valid values are healthy, yes and no")
 		}
@@ -347,7 +344,11 @@ var containerKeys = map[string]keyDef{
 		}
 		return nil
 	}},
-	"Memory": {set: str(func(d *Definition) *string { return &d.Memory }, checkMemory)},
+	"Memory": {set: func(p *parser, v string, _ int) error {
+		size, err := spec.ParseSize(v)
+		p.d.Memory = size
+		return err
+	}},
 }
 
 var lazypodKeys = map[string]keyDef{
@@ -358,7 +359,11 @@ var lazypodKeys = map[string]keyDef{
 		}
 		return p.addListener(publish{Listener: l}, line)
 	}},
-	"Ready":           {set: str(func(d *Definition) *string { return &d.Ready }, checkProbe)},
+	"Ready": {set: func(p *parser, v string, _ int) error {
+		probe, err := spec.ParseProbe(v)
+		p.d.Ready = probe
+		return err
+	}},
 	"ReadyTimeout":    {set: duration(func(d *Definition) **time.Duration { return &d.ReadyTimeout }, true)},
 	"IdleTimeout":     {set: duration(func(d *Definition) **time.Duration { return &d.IdleTimeout }, false)},
 	"StopTimeout":     {set: duration(func(d *Definition) **time.Duration { return &d.StopTimeout }, true)},
@@ -366,35 +371,25 @@ var lazypodKeys = map[string]keyDef{
 	"ExitOnIdle":      {set: boolean(func(d *Definition) **bool { return &d.ExitOnIdle })},
 	"FlowIdleTimeout": {set: duration(func(d *Definition) **time.Duration { return &d.FlowIdleTimeout }, true)},
 	"MaxConnections": {set: func(p *parser, v string, _ int) error {
-		if strings.ToLower(v) == "auto" {
-			p.d.MaxConnections = 0
-			return nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n == 0 || n < -1 {
-			return errors.New("want a number of connections from 1 up, auto, or -1 for no cap")
-		}
+		n, err := spec.ParseMaxConnections(v)
 		p.d.MaxConnections = n
-		return nil
+		return err
 	}},
 	"RollbackWindow": {set: duration(func(d *Definition) **time.Duration { return &d.RollbackWindow }, false)},
 	"UpdateInterval": {set: duration(func(d *Definition) **time.Duration { return &d.UpdateInterval }, false)},
 	"AuthFile":       {set: str(func(d *Definition) *string { return &d.AuthFile }, checkAbsPath)},
 	"TLSVerify":      {set: boolean(func(d *Definition) **bool { return &d.TLSVerify })},
 	"CPUs": {set: func(p *parser, v string, _ int) error {
-		n, err := checkCPUs(v)
+		n, err := spec.ParseCPUs(v)
 		p.d.CPUs = n
 		return err
 	}},
 	"LogLevel": {set: func(p *parser, v string, _ int) error {
-		switch l := strings.ToLower(v); l {
-		case "debug", "info", "warn", "error":
-			p.d.LogLevel = l
-			return nil
-		}
-		return errors.New(`valid levels are "debug", "info", "warn", "error"`)
+		l, err := spec.ParseLogLevel(v)
+		p.d.LogLevel = l
+		return err
 	}},
-	"PodmanURL": {set: str(func(d *Definition) *string { return &d.PodmanURL }, checkPodmanURL)},
+	"PodmanURL": {set: str(func(d *Definition) *string { return &d.PodmanURL }, spec.CheckPodmanURL)},
 }
 
 // addListener adds a listener unless it binds where another does.
@@ -434,10 +429,8 @@ func (p *parser) finish() error {
 	if d.Group != "" && d.User == "" {
 		return at(SectionContainer, "Group", "Group= needs User=: add User=, e.g. User=1000")
 	}
-	if d.AutoUpdate == AutoUpdateRegistry {
-		if err := checkRegistryImage(d.Image); err != nil {
-			return at(SectionContainer, "Image", err.Error())
-		}
+	if err := d.AutoUpdate.CheckImage(d.Image); err != nil {
+		return at(SectionContainer, "Image", err.Error())
 	}
 	if d.AutoUpdate == "" {
 		if d.RollbackWindow != nil {
@@ -447,14 +440,13 @@ func (p *parser) finish() error {
 			return at(SectionLazypod, "UpdateInterval", "only updates are checked: set AutoUpdate= in [Container] or remove the line")
 		}
 	}
-	if d.Ready == "" && d.HealthCmd != "" && d.Notify == NotifyYes {
+	if d.Ready.Kind == "" && d.HealthCmd != "" && d.Notify == NotifyYes {
 		return at(SectionContainer, "Notify", "HealthCmd= and Notify=yes both say when the container is ready: keep one, or choose with Ready= in [Lazypod]")
 	}
-	probe := d.Probe()
-	if kind, _, _ := strings.Cut(probe, ":"); kind == "tcp" || kind == "http" {
+	if probe := d.Probe(); probe.NeedsTCP() {
 		tcp := slices.ContainsFunc(d.Listeners, func(l Listener) bool { return l.Network != NetworkUDP })
 		if !tcp {
-			return at(SectionLazypod, "Ready", "probe "+kind+" needs a TCP or unix listener, and every listener is UDP: choose exec:COMMAND, healthcheck, notify or none")
+			return at(SectionLazypod, "Ready", "probe "+string(probe.Kind)+" needs a TCP or unix listener, and every listener is UDP: choose exec:COMMAND, healthcheck, notify or none")
 		}
 	}
 	return nil

@@ -198,3 +198,52 @@ func TestRenderErrors(t *testing.T) {
 		t.Errorf("Render of user units with a long notify socket path: got %v; want an error naming %s", err, want)
 	}
 }
+
+func TestRenderFilesCollisions(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	web := write("web.lazypod", base+"AutoUpdate=local\n")
+	webUpdate := write("web-update.lazypod", "[Container]\nImage=docker.io/library/nginx:latest\nPublishPort=8081:80\n")
+	other := write("other.lazypod", "[Container]\nImage=docker.io/library/nginx:latest\nPublishPort=8082:80\n")
+	set, err := RenderFiles([]string{web, webUpdate, other}, RenderOptions{Binary: "/usr/bin/lazypod"})
+	want := webUpdate + ": its unit web-update.service is also written by " + web + ": rename one of the files"
+	if err == nil || err.Error() != want {
+		t.Fatalf("RenderFiles error = %v; want %q", err, want)
+	}
+	if got := strings.Join(set.Names, ","); got != "web,other" {
+		t.Errorf("rendered %s; want web,other (the colliding file refused, the others kept)", got)
+	}
+}
+
+func TestGeneratedFromAndContainerOf(t *testing.T) {
+	d, err := parseString(t, base+"ContainerName=web-1\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Render(d, RenderOptions{Binary: "/usr/bin/lazypod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svc string
+	for _, f := range files {
+		if f.Name == "web.service" {
+			svc = f.Content
+		}
+	}
+	if p, ok := GeneratedFrom(svc); !ok || p != "/etc/containers/systemd/web.lazypod" {
+		t.Errorf("GeneratedFrom = %q, %v; want the definition's path", p, ok)
+	}
+	if _, ok := GeneratedFrom("[Unit]\n"); ok {
+		t.Error("GeneratedFrom of a unit without the header: ok; want not lazypod's")
+	}
+	if name, ok := ContainerOf(svc); !ok || name != "web-1" {
+		t.Errorf("ContainerOf = %q, %v; want web-1", name, ok)
+	}
+}

@@ -3,201 +3,46 @@ package units
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
-	"go.podman.io/image/v5/docker/reference"
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
-// The checks here accept what lazypod serve accepts (cmd/lazypod's flag
-// parsing and the launcher's Config.Validate), so that a definition that
-// parses gives a service that starts.
+// The checks of values lazypod serve takes too are package spec's, so a
+// definition that parses gives a service that starts. Those here are the
+// definition file's own: Quadlet's PublishPort=, User= and Group=, and the
+// paths where a systemd specifier would be expanded.
 
-// nameRE is Podman's rule for container names; lazypod serve uses it for
-// service names too.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// checkName checks a service or container name.
+func checkName(s string) error { return spec.CheckName(s) }
 
-// maxName is the longest service name lazypod serve accepts.
-const maxName = 200
-
-func checkName(s string) error {
-	if !nameRE.MatchString(s) || len(s) > maxName {
-		return fmt.Errorf("not a valid container name: use up to %d letters, digits, '_', '.' and '-', starting with a letter or digit", maxName)
-	}
-	return nil
-}
-
-func checkImage(s string) error {
-	if _, err := reference.ParseNormalizedNamed(s); err != nil {
-		return fmt.Errorf("%v: use a reference like docker.io/library/nginx:1.27 or localhost/app:latest", err)
-	}
-	return nil
-}
-
-// checkRegistryImage is updater.Policy.CheckImage for the registry policy:
-// the reference names its registry and is not pinned by digest.
-func checkRegistryImage(s string) error {
-	named, err := reference.ParseNormalizedNamed(s)
-	if err != nil {
-		return checkImage(s)
-	}
-	first, _, ok := strings.Cut(s, "/")
-	if !ok || !(strings.ContainsAny(first, ".:") || first == "localhost") {
-		return fmt.Errorf("AutoUpdate=registry needs an image that names its registry: write Image=%s", reference.TagNameOnly(named).String())
-	}
-	if _, ok := named.(reference.Digested); ok {
-		return errors.New("AutoUpdate=registry cannot update an image pinned by digest: use a tag")
-	}
-	return nil
-}
-
-// parseDuration is lazypod serve's: a Go duration or a number of seconds,
-// not negative.
-func parseDuration(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		n, nerr := strconv.ParseUint(s, 10, 32)
-		if nerr != nil {
-			return 0, errors.New("not a duration: use a Go duration like 90s, 5m or 1h30m, or a number of seconds (systemd's 5min is not understood)")
-		}
-		d = time.Duration(n) * time.Second
-	}
-	if d < 0 {
-		return 0, errors.New("negative duration: use 0 or more, e.g. 30s")
-	}
-	return d, nil
-}
-
-// parseBool is systemd's parse_boolean.
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "1", "yes", "y", "true", "t", "on":
-		return true, nil
-	case "0", "no", "n", "false", "f", "off":
-		return false, nil
-	}
-	return false, errors.New("not a boolean: use yes or no (also true/false, on/off, 1/0)")
-}
-
-// checkMemory is lazypod serve's --memory: bytes with an optional b, k, m
-// or g suffix, at least Podman's minimum of 6m.
-func checkMemory(s string) error {
-	t := strings.ToLower(s)
-	t = strings.TrimSuffix(t, "b")
-	mult := float64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k':
-			mult = 1 << 10
-		case 'm':
-			mult = 1 << 20
-		case 'g':
-			mult = 1 << 30
-		}
-		if mult != 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseFloat(t, 64)
-	if err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) || n*mult > math.MaxInt64 || strings.ContainsAny(t, "xXpP_") {
-		return errors.New("not a size: use a size like 512m or 2g")
-	}
-	if n*mult < 6<<20 {
-		return errors.New("below Podman's minimum of 6m: use 6m or more")
-	}
-	return nil
-}
-
-func checkCPUs(s string) (float64, error) {
-	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) || strings.ContainsAny(s, "xXpP_") {
-		return 0, errors.New("not a number of CPUs: use a positive number like 0.5 or 2")
-	}
-	return n, nil
-}
-
-// checkKeyValue checks an Environment= or Label= word: KEY=VALUE with a
-// key and no space in it.
-func checkKeyValue(s string) error {
-	key, _, ok := strings.Cut(s, "=")
-	if !ok || key == "" || strings.ContainsAny(key, " \t\n\r") {
-		return fmt.Errorf("%q is not KEY=VALUE: quote a pair that holds spaces, e.g. \"KEY=two words\"", s)
-	}
-	return nil
-}
-
-// volumeNameRE is what lazypod serve accepts as a named volume.
-var volumeNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
-// checkVolume is lazypod serve's --volume: SRC:DST[:OPTS], SRC an
-// absolute host path or a volume name, DST absolute, no empty option.
-func checkVolume(s string) error {
-	parts := strings.Split(s, ":")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || !path.IsAbs(parts[1]) {
-		return errors.New("want SRC:DST[:OPTS] with an absolute DST, e.g. /srv/data:/data:ro or data:/data")
-	}
-	if !strings.HasPrefix(parts[0], "/") && !volumeNameRE.MatchString(parts[0]) {
-		msg := fmt.Sprintf("%q is neither an absolute host path nor a volume name", parts[0])
-		if strings.Contains(parts[0], "%") {
-			msg += " (systemd specifiers such as %h are not expanded)"
-		}
-		return errors.New(msg + ": write the absolute path, e.g. /srv/data:/data")
-	}
-	if len(parts) == 3 {
-		for o := range strings.SplitSeq(parts[2], ",") {
-			if o == "" {
-				return errors.New("empty mount option: separate options with single commas, e.g. ro,z")
-			}
-		}
-	}
-	return nil
-}
-
-// checkAbsPath checks a file path lazypod serve opens.
+// checkAbsPath checks a path of a file lazypod serve opens.
 func checkAbsPath(s string) error {
-	if !path.IsAbs(s) {
-		msg := "not an absolute path"
+	if err := spec.CheckAbsPath(s); err != nil {
 		if strings.Contains(s, "%") {
-			msg += " (systemd specifiers such as %h are not expanded)"
+			return errors.New("not an absolute path (systemd specifiers such as %h are not expanded): write it from /, e.g. /etc/app/app.env")
 		}
-		return errors.New(msg + ": write it from /, e.g. /etc/app/app.env")
+		return err
 	}
 	return nil
 }
 
-// Probe kinds lazypod serve's --ready accepts.
-const validProbes = `valid probes are "tcp", "http:/PATH", "exec:COMMAND", "healthcheck", "notify", "none"`
-
-// checkProbe is the launcher's ParseProbe.
-func checkProbe(s string) error {
-	kind, arg, hasArg := strings.Cut(s, ":")
-	ok := false
-	switch kind {
-	case "tcp", "healthcheck", "notify", "none":
-		ok = !hasArg
-	case "http":
-		ok = strings.HasPrefix(arg, "/") && !strings.ContainsAny(arg, " \t")
-	case "exec":
-		if ok = len(strings.Fields(arg)) > 0; ok {
-			return checkProbeCommand(arg)
-		}
+// checkVolume checks Volume=, as lazypod serve's --volume.
+func checkVolume(s string) error {
+	_, err := spec.ParseVolume(s)
+	if err != nil && strings.Contains(s, "%") {
+		return fmt.Errorf("%v (systemd specifiers such as %%h are not expanded)", err)
 	}
-	if !ok {
-		return errors.New(validProbes)
-	}
-	return nil
+	return err
 }
 
-// checkProbeCommand refuses what the exec probe would not understand: it
-// splits its command on spaces, with no quoting and no shell.
-func checkProbeCommand(s string) error {
-	if strings.ContainsAny(s, "\"'\\") {
-		return errors.New("the probe command is split on spaces, without quotes or escapes: write it without them, or run a script in the image")
+// checkKeyValue checks an Environment= or Label= word.
+func checkKeyValue(s string) error {
+	if err := spec.CheckKeyValue(s); err != nil {
+		return fmt.Errorf("%v: quote a pair that holds spaces, e.g. \"KEY=two words\"", err)
 	}
 	return nil
 }
@@ -225,15 +70,6 @@ func checkPodmanURL(s string) error {
 		}
 	}
 	return errors.New("use unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST/PATH, e.g. unix:///run/podman/podman.sock")
-}
-
-// parsePort parses a port number from 1 to 65535.
-func parsePort(s string) (uint16, bool) {
-	n, err := strconv.ParseUint(s, 10, 16)
-	if err != nil || n == 0 {
-		return 0, false
-	}
-	return uint16(n), true
 }
 
 // publish is a parsed PublishPort=.
@@ -294,12 +130,12 @@ func parsePublishPort(s string) (publish, error) {
 	if host == "" {
 		return p, errors.New("a host port is needed, systemd listens on it: " + want)
 	}
-	var ok bool
-	if p.hostPort, ok = parsePort(host); !ok {
-		return p, fmt.Errorf("host port %q is not a number from 1 to 65535: %s", host, want)
+	var err error
+	if p.hostPort, err = spec.ParsePortNumber(host); err != nil {
+		return p, fmt.Errorf("host %v: %s", err, want)
 	}
-	if p.Port, ok = parsePort(cport); !ok {
-		return p, fmt.Errorf("container port %q is not a number from 1 to 65535: %s", cport, want)
+	if p.Port, err = spec.ParsePortNumber(cport); err != nil {
+		return p, fmt.Errorf("container %v: %s", err, want)
 	}
 	p.Address = strconv.Itoa(int(p.hostPort))
 	if ip != "" {
@@ -331,9 +167,9 @@ func parseListenUnix(s string) (Listener, error) {
 		return Listener{}, errors.New(want)
 	}
 	p, port := s[:i], s[i+1:]
-	n, ok := parsePort(port)
-	if !ok {
-		return Listener{}, fmt.Errorf("container port %q is not a number from 1 to 65535: %s", port, want)
+	n, err := spec.ParsePortNumber(port)
+	if err != nil {
+		return Listener{}, fmt.Errorf("container %v: %s", err, want)
 	}
 	if !path.IsAbs(p) {
 		return Listener{}, errors.New(want)

@@ -127,3 +127,14 @@ func unescapeOne(s string) (string, int, error) {
 	r, _ := utf8.DecodeRuneInString(s)
 	return "", 0, fmt.Errorf(`unknown escape \%c: write \\ for a backslash`, r)
 }
+
+// SplitCommand splits an ExecStart= command line that Render wrote into
+// the words systemd passes: as splitWords, with "%%" read as "%" and "$$"
+// as "$". Other specifiers (%t in user units) are left as they are.
+func SplitCommand(s string) ([]string, error) {
+	words, err := splitWords(s)
+	for i, w := range words {
+		words[i] = strings.NewReplacer("%%", "%", "$$", "$").Replace(w)
+	}
+	return words, err
+}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // Registry tells what a registry offers for an image reference.
@@ -21,10 +23,10 @@ type Registry interface {
 type Image struct {
 	// ID is the image ID.
 	ID string
-	// Digests are the manifest digests the image was pulled by, as
-	// Podman's RepoDigests ("docker.io/library/nginx@sha256:...") or
-	// bare ("sha256:..."): the manifest list's and the platform's.
-	// Empty for an image built locally.
+	// Digests are the image's manifest digests, as Podman's RepoDigests
+	// ("docker.io/library/nginx@sha256:...") or bare ("sha256:..."): for
+	// a pulled image the manifest list's and the platform's. Podman lists
+	// digests for an image built locally too.
 	Digests []string
 }
 
@@ -47,8 +49,26 @@ type Checker struct {
 	// DryRun reports what would happen without pulling or changing the
 	// state: an available update is reported pending but not pulled.
 	DryRun bool
+	// Timeout bounds one Check: the registry request, the pull and the
+	// image inspects. If zero, DefaultCheckTimeout. If negative, only
+	// Check's ctx bounds it.
+	Timeout time.Duration
 	// Now gives the time of each check. If nil, time.Now.
 	Now func() time.Time
+}
+
+// DefaultCheckTimeout bounds one check by default: a pull of a large image
+// over a slow link.
+const DefaultCheckTimeout = 10 * time.Minute
+
+// errCheckTimeout is the cause of a check that ran out of Timeout.
+var errCheckTimeout = errors.New("check timed out")
+
+func (c *Checker) timeout() time.Duration {
+	if c.Timeout == 0 {
+		return DefaultCheckTimeout
+	}
+	return c.Timeout
 }
 
 func (c *Checker) now() time.Time {
@@ -86,21 +106,29 @@ func (c *Checker) now() time.Time {
 // Unless DryRun, Check sets st.Policy, st.LastCheck, st.LastCheckError and,
 // on success, st.LastUpdateResult; the caller saves st, holding the
 // service's lock.
-func (c *Checker) Check(ctx context.Context, st *State, p Policy) (Result, error) {
+func (c *Checker) Check(ctx context.Context, st *State, p spec.Policy) (Result, error) {
+	if d := c.timeout(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, fmt.Errorf("%w after %s", errCheckTimeout, d))
+		defer cancel()
+	}
 	var (
 		r   Result
 		err error
 	)
 	switch p {
-	case PolicyRegistry:
+	case spec.PolicyRegistry:
 		r, err = c.checkRegistry(ctx, st)
-	case PolicyLocal:
+	case spec.PolicyLocal:
 		r, err = c.checkLocal(ctx, st)
-	case PolicyDisabled, "":
+	case spec.PolicyDisabled, "":
 		return ResultFalse, nil
 	default:
-		_, err := ParsePolicy(string(p))
-		return "", err
+		_, err := spec.ParsePolicy(string(p))
+		return "", fmt.Errorf("checking for an update: policy %q: %w", p, err)
+	}
+	if err != nil && errors.Is(context.Cause(ctx), errCheckTimeout) {
+		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
 	}
 	if c.DryRun {
 		return r, err
@@ -117,8 +145,8 @@ func (c *Checker) Check(ctx context.Context, st *State, p Policy) (Result, error
 }
 
 func (c *Checker) checkRegistry(ctx context.Context, st *State) (Result, error) {
-	if err := PolicyRegistry.CheckImage(st.Image); err != nil {
-		return "", err
+	if err := spec.PolicyRegistry.CheckImage(st.Image); err != nil {
+		return "", fmt.Errorf("checking image %q: %w", st.Image, err)
 	}
 	if c.Registry == nil {
 		return "", errors.New("checking registry: no Registry configured")

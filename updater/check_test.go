@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // fakeRegistry serves digests by reference.
@@ -267,9 +269,9 @@ func TestCheckRegistry(t *testing.T) {
 		{
 			name:  "unqualified reference",
 			state: State{Name: "web", Image: "web:latest", ImageID: id1}, registry: dList2,
-			wantErr: `e.g. "docker.io/library/web:latest"`,
+			wantErr: `e.g. docker.io/library/web:latest`,
 			wantState: State{Name: "web", Image: "web:latest", ImageID: id1,
-				LastCheckError: `checking image "web:latest" for the registry policy: image reference not fully qualified: name its registry, e.g. "docker.io/library/web:latest"`},
+				LastCheckError: `checking image "web:latest": image reference not fully qualified for the registry policy: name its registry, e.g. docker.io/library/web:latest`},
 		},
 	}
 	for _, tt := range tests {
@@ -283,7 +285,7 @@ func TestCheckRegistry(t *testing.T) {
 			c := &Checker{Registry: reg, Images: imgs, DryRun: tt.dryRun, Now: func() time.Time { return now }}
 			st := tt.state
 			st.FailedDigests = append([]string(nil), tt.state.FailedDigests...)
-			got, err := c.Check(t.Context(), &st, PolicyRegistry)
+			got, err := c.Check(t.Context(), &st, spec.PolicyRegistry)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Check = %q, %v; want error containing %q", got, err, tt.wantErr)
@@ -296,7 +298,7 @@ func TestCheckRegistry(t *testing.T) {
 			}
 			want := tt.wantState
 			if !tt.dryRun {
-				want.Policy = PolicyRegistry
+				want.Policy = spec.PolicyRegistry
 				want.LastCheck = now
 				if tt.wantErr == "" {
 					want.LastUpdateResult = tt.want
@@ -413,7 +415,7 @@ func TestCheckLocal(t *testing.T) {
 			reg := &fakeRegistry{err: errors.New("the local policy must not ask the registry")}
 			c := &Checker{Registry: reg, Images: imgs, DryRun: tt.dryRun, Now: func() time.Time { return now }}
 			st := tt.state
-			got, err := c.Check(t.Context(), &st, PolicyLocal)
+			got, err := c.Check(t.Context(), &st, spec.PolicyLocal)
 			if err != nil || got != tt.want {
 				t.Fatalf("Check = %q, %v; want %q, nil", got, err, tt.want)
 			}
@@ -422,7 +424,7 @@ func TestCheckLocal(t *testing.T) {
 			}
 			want := tt.wantState
 			if !tt.dryRun {
-				want.Policy = PolicyLocal
+				want.Policy = spec.PolicyLocal
 				want.LastCheck = now
 				want.LastUpdateResult = tt.want
 			}
@@ -436,13 +438,13 @@ func TestCheckLocal(t *testing.T) {
 func TestCheckDisabledAndInvalid(t *testing.T) {
 	tests := []struct {
 		name    string
-		policy  Policy
+		policy  spec.Policy
 		want    Result
 		wantErr string
 	}{
-		{name: "disabled", policy: PolicyDisabled, want: ResultFalse},
+		{name: "disabled", policy: spec.PolicyDisabled, want: ResultFalse},
 		{name: "zero", policy: "", want: ResultFalse},
-		{name: "invalid", policy: "daily", wantErr: `invalid --auto-update "daily"`},
+		{name: "invalid", policy: "daily", wantErr: `policy "daily": valid policies are`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -466,5 +468,41 @@ func TestCheckDisabledAndInvalid(t *testing.T) {
 				t.Errorf("state = %+v; want unchanged %+v", st, orig)
 			}
 		})
+	}
+}
+
+// hangingImages is local storage whose pull never ends by itself.
+type hangingImages struct{ fakeImages }
+
+func (h *hangingImages) Pull(ctx context.Context, ref string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestCheckTimeout: a pull that hangs ends at the check's timeout, so a
+// timer's lazypod update cannot hang forever (review risk 3).
+func TestCheckTimeout(t *testing.T) {
+	imgs := &hangingImages{fakeImages{images: map[string]Image{id1: img1}, tags: map[string]string{ref: id1}}}
+	c := &Checker{
+		Registry: &fakeRegistry{digests: map[string]string{ref: dList2}},
+		Images:   imgs,
+		Timeout:  50 * time.Millisecond,
+	}
+	st := &State{Name: "web", Image: ref, ImageID: id1, Digest: dList1}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Check(context.Background(), st, spec.PolicyRegistry)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "check timed out after 50ms") {
+			t.Fatalf("Check = %v; want it to say the check timed out after 50ms", err)
+		}
+		if !strings.Contains(st.LastCheckError, "timed out") {
+			t.Errorf("LastCheckError = %q; want the timeout recorded", st.LastCheckError)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Check with a hanging pull did not end within 10s")
 	}
 }

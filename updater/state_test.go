@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 func testState(name string) *State {
@@ -21,7 +23,7 @@ func testState(name string) *State {
 	return &State{
 		Name:             name,
 		Image:            "docker.io/library/nginx:latest",
-		Policy:           PolicyRegistry,
+		Policy:           spec.PolicyRegistry,
 		ImageID:          "a8758716bb6aa4d90071160d27028fe4eaee7ce8166221a97d30440c8eac2be6",
 		Digest:           "sha256:1111111111111111111111111111111111111111111111111111111111111111",
 		PreviousImageID:  "3b25b682ea82b2db3cc4fd48db818be788ee3f902ac7378090cf2624ec2442df",
@@ -50,7 +52,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &Store{Dir: filepath.Join(t.TempDir(), "state")}
-			if err := s.Save(tt.state); err != nil {
+			if err := s.save(tt.state); err != nil {
 				t.Fatalf("Save: %v", err)
 			}
 			got, err := s.Load(tt.state.Name)
@@ -181,10 +183,10 @@ func TestInvalidName(t *testing.T) {
 			if _, err := s.Load(name); !errors.Is(err, ErrInvalidName) {
 				t.Errorf("Load(%q) = %v; want ErrInvalidName", name, err)
 			}
-			if err := s.Save(&State{Name: name}); !errors.Is(err, ErrInvalidName) {
+			if err := s.save(&State{Name: name}); !errors.Is(err, ErrInvalidName) {
 				t.Errorf("Save(%q) = %v; want ErrInvalidName", name, err)
 			}
-			if _, err := s.Lock(t.Context(), name); !errors.Is(err, ErrInvalidName) {
+			if _, err := s.lock(t.Context(), name); !errors.Is(err, ErrInvalidName) {
 				t.Errorf("Lock(%q) = %v; want ErrInvalidName", name, err)
 			}
 		})
@@ -197,7 +199,7 @@ func TestInvalidName(t *testing.T) {
 func TestSaveCrashLeavesOldState(t *testing.T) {
 	s := &Store{Dir: t.TempDir()}
 	old := testState("web")
-	if err := s.Save(old); err != nil {
+	if err := s.save(old); err != nil {
 		t.Fatal(err)
 	}
 	stray := filepath.Join(s.Dir, ".web.json.tmp-12345")
@@ -218,7 +220,7 @@ func TestSaveCrashLeavesOldState(t *testing.T) {
 	// The next Save still works and leaves no temporary file of its own.
 	next := testState("web")
 	next.ImageID = "new"
-	if err := s.Save(next); err != nil {
+	if err := s.save(next); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := os.ReadDir(s.Dir)
@@ -255,17 +257,30 @@ func TestLoadCorrupt(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			// A reader reports it and leaves it where it is.
 			st, err := s.Load("web")
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("Load = %+v, %v; want ErrCorrupt", st, err)
-			}
 			var cerr *CorruptError
+			if !errors.Is(err, ErrCorrupt) || !errors.As(err, &cerr) {
+				t.Fatalf("Load = %+v, %v; want a *CorruptError", st, err)
+			}
+			if cerr.Path != path || cerr.SetAside != "" {
+				t.Errorf("Load: CorruptError{Path: %s, SetAside: %s}; want {%s, \"\"}", cerr.Path, cerr.SetAside, path)
+			}
+			if b, err := os.ReadFile(path); err != nil || string(b) != tt.content {
+				t.Errorf("after Load the file holds %q, %v; want it untouched", b, err)
+			}
+			// Update, holding the lock, sets it aside.
+			changed := false
+			_, err = s.Update(t.Context(), "web", func(*State) error { changed = true; return nil })
 			if !errors.As(err, &cerr) {
-				t.Fatalf("Load error %T; want *CorruptError", err)
+				t.Fatalf("Update = %v; want a *CorruptError", err)
+			}
+			if changed {
+				t.Error("Update called change on a corrupt state")
 			}
 			wantAside := path + ".corrupt-1700000000"
 			if cerr.Path != path || cerr.SetAside != wantAside {
-				t.Errorf("CorruptError{Path: %s, SetAside: %s}; want {%s, %s}", cerr.Path, cerr.SetAside, path, wantAside)
+				t.Errorf("Update: CorruptError{Path: %s, SetAside: %s}; want {%s, %s}", cerr.Path, cerr.SetAside, path, wantAside)
 			}
 			if !strings.Contains(err.Error(), path) {
 				t.Errorf("error %q does not name %s", err, path)
@@ -290,10 +305,10 @@ func TestCorruptSetAsideTwiceInOneSecond(t *testing.T) {
 		if err := os.WriteFile(path, []byte("torn"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.Load("web")
+		_, err := s.Update(t.Context(), "web", func(*State) error { return nil })
 		var cerr *CorruptError
 		if !errors.As(err, &cerr) || cerr.SetAside != want {
-			t.Errorf("Load %d = %v; want set aside at %s", i, err, want)
+			t.Errorf("Update %d = %v; want set aside at %s", i, err, want)
 		}
 	}
 }
@@ -301,7 +316,7 @@ func TestCorruptSetAsideTwiceInOneSecond(t *testing.T) {
 func TestListKeepsGoing(t *testing.T) {
 	s := &Store{Dir: t.TempDir()}
 	for _, name := range []string{"c", "a"} {
-		if err := s.Save(&State{Name: name}); err != nil {
+		if err := s.save(&State{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -327,19 +342,19 @@ func TestListMissingDir(t *testing.T) {
 
 func TestLockInProcess(t *testing.T) {
 	s := &Store{Dir: t.TempDir(), LockTimeout: 50 * time.Millisecond}
-	unlock, err := s.Lock(t.Context(), "web")
+	unlock, err := s.lock(t.Context(), "web")
 	if err != nil {
 		t.Fatalf("Lock: %v", err)
 	}
 	start := time.Now()
-	if _, err := s.Lock(t.Context(), "web"); !errors.Is(err, ErrLocked) {
+	if _, err := s.lock(t.Context(), "web"); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Lock = %v; want ErrLocked", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("second Lock took %v; want about 50ms", d)
 	}
 	// Another service's lock is independent.
-	unlockAPI, err := s.Lock(t.Context(), "api")
+	unlockAPI, err := s.lock(t.Context(), "api")
 	if err != nil {
 		t.Fatalf("Lock(api): %v", err)
 	}
@@ -348,7 +363,7 @@ func TestLockInProcess(t *testing.T) {
 	// A canceled ctx ends the wait with its cause.
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := s.Lock(ctx, "web"); !errors.Is(err, context.Canceled) {
+	if _, err := s.lock(ctx, "web"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Lock with canceled ctx = %v; want context.Canceled", err)
 	}
 
@@ -356,7 +371,7 @@ func TestLockInProcess(t *testing.T) {
 	got := make(chan error, 1)
 	go func() {
 		s := &Store{Dir: s.Dir, LockTimeout: 10 * time.Second}
-		u, err := s.Lock(t.Context(), "web")
+		u, err := s.lock(t.Context(), "web")
 		if err == nil {
 			u()
 		}
@@ -384,7 +399,7 @@ func TestLockHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestLockAcrossProcesses")
 	}
 	s := &Store{Dir: dir}
-	unlock, err := s.Lock(context.Background(), "web")
+	unlock, err := s.lock(context.Background(), "web")
 	if err != nil {
 		t.Fatalf("helper Lock: %v", err)
 	}
@@ -421,7 +436,7 @@ func TestLockAcrossProcesses(t *testing.T) {
 	}
 
 	s := &Store{Dir: dir, LockTimeout: 100 * time.Millisecond}
-	if _, err := s.Lock(ctx, "web"); !errors.Is(err, ErrLocked) {
+	if _, err := s.lock(ctx, "web"); !errors.Is(err, ErrLocked) {
 		t.Fatalf("Lock while the helper holds it = %v; want ErrLocked", err)
 	}
 	stdin.Close() // the helper unlocks and exits
@@ -429,7 +444,7 @@ func TestLockAcrossProcesses(t *testing.T) {
 		t.Fatalf("helper: %v", err)
 	}
 	s.LockTimeout = 10 * time.Second
-	unlock, err := s.Lock(ctx, "web")
+	unlock, err := s.lock(ctx, "web")
 	if err != nil {
 		t.Fatalf("Lock after the helper exited = %v; want nil", err)
 	}
@@ -437,8 +452,8 @@ func TestLockAcrossProcesses(t *testing.T) {
 }
 
 // FuzzLoad feeds Load arbitrary state files, seeded with the real ones in
-// testdata. Load must either return a state that survives Save and Load
-// unchanged, or report ErrCorrupt and set the file aside.
+// testdata. Load must either return a state that survives a save and Load
+// unchanged, or report ErrCorrupt and leave the file alone.
 func FuzzLoad(f *testing.F) {
 	seeds, err := filepath.Glob("testdata/*.json")
 	if err != nil || len(seeds) == 0 {
@@ -465,15 +480,15 @@ func FuzzLoad(f *testing.F) {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Load = %v; want nil or ErrCorrupt", err)
 			}
-			if _, serr := os.Stat(path); !errors.Is(serr, fs.ErrNotExist) {
-				t.Fatalf("corrupt file still at %s: %v", path, serr)
+			if b, serr := os.ReadFile(path); serr != nil || string(b) != string(data) {
+				t.Fatalf("Load changed the corrupt file at %s: %v", path, serr)
 			}
 			return
 		}
 		if st.Name != name {
 			t.Fatalf("Load name = %q; want %q", st.Name, name)
 		}
-		if err := s.Save(st); err != nil {
+		if err := s.save(st); err != nil {
 			t.Fatalf("Save: %v", err)
 		}
 		again, err := s.Load(name)

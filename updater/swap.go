@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // Errors of swaps and rollbacks; test with errors.Is.
@@ -138,7 +139,7 @@ func (st *State) Rollback() error {
 			return fmt.Errorf("rolling back %q: %w: it has run no image yet", st.Name, ErrNoPrevious)
 		}
 		return fmt.Errorf("rolling back %q: %w: it runs image %s and keeps no other; push or tag the image you want as %s and run lazypod update",
-			st.Name, ErrNoPrevious, shortID(st.ImageID), st.Image)
+			st.Name, ErrNoPrevious, spec.ShortID(st.ImageID), st.Image)
 	}
 	st.PendingImageID, st.PendingDigest = "", ""
 	if st.ImageID == "" {
@@ -158,12 +159,12 @@ func (st *State) Rollback() error {
 // FailedImageIDs, or the digest the state knows for it is in
 // FailedDigests. The first rule that applies wins:
 //
-//  1. p is PolicyDisabled or "": Choice{}, run the reference.
+//  1. p is spec.PolicyDisabled or "": Choice{}, run the reference.
 //  2. Nothing deployed (ImageID ""): Choice{}, run the reference; the
 //     launcher pulls it if missing. But if localID is failed: ErrNoImage.
 //  3. A pending image that exists, is not failed and is not ImageID:
 //     Image = pending, Fallback = the fallback below.
-//  4. p is PolicyLocal and localID is not "", not ImageID and not failed:
+//  4. p is spec.PolicyLocal and localID is not "", not ImageID and not failed:
 //     Image = localID, Fallback = the fallback below.
 //  5. ImageID exists: Image = ImageID, no fallback.
 //  6. ImageID is gone and localID is not "" and not failed: Image =
@@ -176,27 +177,27 @@ func (st *State) Rollback() error {
 // not failed and not the chosen image; else none. Image and Fallback are
 // never a failed image (except ImageID itself, which got there by
 // becoming ready) and never equal.
-func (st *State) Choose(p Policy, localID string, exists func(id string) bool) (Choice, error) {
+func (st *State) Choose(p spec.Policy, localID string, exists func(id string) bool) (Choice, error) {
 	switch p {
-	case PolicyDisabled, "":
+	case spec.PolicyDisabled, "":
 		return Choice{}, nil
-	case PolicyRegistry, PolicyLocal:
+	case spec.PolicyRegistry, spec.PolicyLocal:
 	default:
-		_, err := ParsePolicy(string(p))
-		return Choice{}, err
+		_, err := spec.ParsePolicy(string(p))
+		return Choice{}, fmt.Errorf("choosing an image: policy %q: %w", p, err)
 	}
 	localOK := localID != "" && !st.failed(localID, st.digestOf(localID))
 	if st.ImageID == "" {
 		if localID != "" && !localOK {
 			return Choice{}, fmt.Errorf("%w for %q: %s names image %s, which failed before, and no other image has run: push a fixed image and run lazypod update, or podman pull a good one",
-				ErrNoImage, st.Name, st.Image, shortID(localID))
+				ErrNoImage, st.Name, st.Image, spec.ShortID(localID))
 		}
 		return Choice{}, nil
 	}
 	if id := st.PendingImageID; id != "" && id != st.ImageID && !st.failed(id, st.PendingDigest) && exists(id) {
 		return Choice{Image: id, Fallback: st.fallback(id, localID, localOK, exists)}, nil
 	}
-	if p == PolicyLocal && localOK && localID != st.ImageID {
+	if p == spec.PolicyLocal && localOK && localID != st.ImageID {
 		return Choice{Image: localID, Fallback: st.fallback(localID, localID, localOK, exists)}, nil
 	}
 	if exists(st.ImageID) {
@@ -207,10 +208,10 @@ func (st *State) Choose(p Policy, localID string, exists func(id string) bool) (
 	}
 	if localID == "" {
 		return Choice{}, fmt.Errorf("%w for %q: image %s it ran is gone from local storage and %s is not there either: run lazypod update, or podman pull (or build) %s",
-			ErrNoImage, st.Name, shortID(st.ImageID), st.Image, st.Image)
+			ErrNoImage, st.Name, spec.ShortID(st.ImageID), st.Image, st.Image)
 	}
 	return Choice{}, fmt.Errorf("%w for %q: image %s it ran is gone from local storage and %s names image %s, which failed before: push a fixed image and run lazypod update, or podman pull a good one",
-		ErrNoImage, st.Name, shortID(st.ImageID), st.Image, shortID(localID))
+		ErrNoImage, st.Name, spec.ShortID(st.ImageID), st.Image, spec.ShortID(localID))
 }
 
 // fallback returns the image to roll back to if chosen fails.
@@ -232,7 +233,7 @@ func (st *State) fallback(chosen, localID string, localOK bool, exists func(stri
 //
 //   - If cur's ImageID and PendingImageID are still base's, and the
 //     pending image the check left (checked's PendingImageID and
-//     PendingDigest) is not failed in cur: cur takes checked's Policy,
+//     PendingDigest) is not failed in cur: cur takes checked's spec.Policy,
 //     LastCheck, LastCheckError, PendingImageID and PendingDigest, and
 //     LastUpdateResult unless the check failed (LastCheckError set: then
 //     Check did not set it, and cur's may be newer).
@@ -292,14 +293,4 @@ func (st *State) digestOf(id string) string {
 		return st.PreviousDigest
 	}
 	return ""
-}
-
-// shortID returns the 12 characters of an image ID that podman images
-// shows.
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

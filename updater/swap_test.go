@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 const (
@@ -298,83 +300,83 @@ func TestChoose(t *testing.T) {
 	tests := []struct {
 		name    string
 		state   State
-		policy  Policy
+		policy  spec.Policy
 		localID string
 		exists  []string
 		want    Choice
 		wantErr string // with ErrNoImage
 	}{
 		// 1. disabled
-		{name: "disabled follows the reference", state: withPending(running, id2, dList2), policy: PolicyDisabled,
+		{name: "disabled follows the reference", state: withPending(running, id2, dList2), policy: spec.PolicyDisabled,
 			localID: id2, exists: []string{id1, id2}, want: Choice{}},
 		{name: "zero policy is disabled", state: withPending(running, id2, dList2), policy: "",
 			exists: []string{id1, id2}, want: Choice{}},
-		{name: "invalid policy", state: running, policy: "daily", wantErr: `invalid --auto-update "daily"`},
+		{name: "invalid policy", state: running, policy: "daily", wantErr: `policy "daily": valid policies are`},
 		// 2. nothing deployed
-		{name: "nothing deployed runs the reference", state: State{Name: "web", Image: ref}, policy: PolicyRegistry,
+		{name: "nothing deployed runs the reference", state: State{Name: "web", Image: ref}, policy: spec.PolicyRegistry,
 			want: Choice{}},
-		{name: "nothing deployed, reference local", state: State{Name: "web", Image: ref}, policy: PolicyLocal,
+		{name: "nothing deployed, reference local", state: State{Name: "web", Image: ref}, policy: spec.PolicyLocal,
 			localID: id1, exists: []string{id1}, want: Choice{}},
 		{name: "nothing deployed, reference names a failed image",
 			state:  State{Name: "web", Image: ref, FailedDigests: []string{dList2}, FailedImageIDs: []string{id2}},
-			policy: PolicyRegistry, localID: id2, exists: []string{id2},
+			policy: spec.PolicyRegistry, localID: id2, exists: []string{id2},
 			wantErr: `no image to run for "web": docker.io/library/web:latest names image 2d2d2d2d2d2d, which failed before, and no other image has run: push a fixed image and run lazypod update, or podman pull a good one`},
 		// 3. pending
-		{name: "pending with current as fallback", state: withPending(running, id2, dList2), policy: PolicyRegistry,
+		{name: "pending with current as fallback", state: withPending(running, id2, dList2), policy: spec.PolicyRegistry,
 			localID: id2, exists: []string{id1, id2}, want: Choice{Image: id2, Fallback: id1}},
-		{name: "pending under local policy", state: withPending(running, idX, ""), policy: PolicyLocal,
+		{name: "pending under local policy", state: withPending(running, idX, ""), policy: spec.PolicyLocal,
 			localID: idX, exists: []string{id1, idX}, want: Choice{Image: idX, Fallback: id1}},
-		{name: "pending failed by digest", state: withPending(running, id3, dList3, dList3), policy: PolicyRegistry,
+		{name: "pending failed by digest", state: withPending(running, id3, dList3, dList3), policy: spec.PolicyRegistry,
 			localID: id3, exists: []string{id1, id3}, want: Choice{Image: id1}},
-		{name: "pending failed by ID", state: withPending(running, id3, dList3, id3), policy: PolicyRegistry,
+		{name: "pending failed by ID", state: withPending(running, id3, dList3, id3), policy: spec.PolicyRegistry,
 			localID: id3, exists: []string{id1, id3}, want: Choice{Image: id1}},
-		{name: "pending gone", state: withPending(running, id2, dList2), policy: PolicyRegistry,
+		{name: "pending gone", state: withPending(running, id2, dList2), policy: spec.PolicyRegistry,
 			exists: []string{id1}, want: Choice{Image: id1}},
-		{name: "pending is current", state: withPending(running, id1, dList1), policy: PolicyRegistry,
+		{name: "pending is current", state: withPending(running, id1, dList1), policy: spec.PolicyRegistry,
 			exists: []string{id1}, want: Choice{Image: id1}},
-		{name: "pending, current gone: previous is the fallback", state: withPending(swapped, id3, dList3), policy: PolicyRegistry,
+		{name: "pending, current gone: previous is the fallback", state: withPending(swapped, id3, dList3), policy: spec.PolicyRegistry,
 			localID: id3, exists: []string{id1, id3}, want: Choice{Image: id3, Fallback: id1}},
 		{name: "pending, current gone, previous failed: local image is the fallback",
 			state:  withPending(swapped, id3, dList3, dList1),
-			policy: PolicyRegistry, localID: id6, exists: []string{id1, id3, id6}, want: Choice{Image: id3, Fallback: id6}},
-		{name: "pending, nothing to fall back to", state: withPending(running, id3, dList3), policy: PolicyRegistry,
+			policy: spec.PolicyRegistry, localID: id6, exists: []string{id1, id3, id6}, want: Choice{Image: id3, Fallback: id6}},
+		{name: "pending, nothing to fall back to", state: withPending(running, id3, dList3), policy: spec.PolicyRegistry,
 			localID: id3, exists: []string{id3}, want: Choice{Image: id3}},
 		// 4. local policy
-		{name: "local image rebuilt", state: running, policy: PolicyLocal,
+		{name: "local image rebuilt", state: running, policy: spec.PolicyLocal,
 			localID: idX, exists: []string{id1, idX}, want: Choice{Image: idX, Fallback: id1}},
-		{name: "local image failed by ID", state: withPending(running, "", "", idX), policy: PolicyLocal,
+		{name: "local image failed by ID", state: withPending(running, "", "", idX), policy: spec.PolicyLocal,
 			localID: idX, exists: []string{id1, idX}, want: Choice{Image: id1}},
-		{name: "local image with a digest failed by ID", policy: PolicyLocal,
+		{name: "local image with a digest failed by ID", policy: spec.PolicyLocal,
 			state:   State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedDigests: []string{dList3}, FailedImageIDs: []string{id3}},
 			localID: id3, exists: []string{id1, id3}, want: Choice{Image: id1}},
-		{name: "pending failed by FailedImageIDs", policy: PolicyRegistry,
+		{name: "pending failed by FailedImageIDs", policy: spec.PolicyRegistry,
 			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, PendingImageID: id3, PendingDigest: dList6,
 				FailedImageIDs: []string{id3}},
 			localID: id3, exists: []string{id1, id3}, want: Choice{Image: id1}},
-		{name: "local image failed by the digest the state knows", state: withPending(running, id3, dList3, dList3), policy: PolicyLocal,
+		{name: "local image failed by the digest the state knows", state: withPending(running, id3, dList3, dList3), policy: spec.PolicyLocal,
 			localID: id3, exists: []string{id1, id3}, want: Choice{Image: id1}},
-		{name: "local image is current", state: running, policy: PolicyLocal,
+		{name: "local image is current", state: running, policy: spec.PolicyLocal,
 			localID: id1, exists: []string{id1}, want: Choice{Image: id1}},
-		{name: "local image retagged to previous", state: swapped, policy: PolicyLocal,
+		{name: "local image retagged to previous", state: swapped, policy: spec.PolicyLocal,
 			localID: id1, exists: []string{id1, id2}, want: Choice{Image: id1, Fallback: id2}},
-		{name: "local image, current gone: previous is the fallback", state: swapped, policy: PolicyLocal,
+		{name: "local image, current gone: previous is the fallback", state: swapped, policy: spec.PolicyLocal,
 			localID: idX, exists: []string{id1, idX}, want: Choice{Image: idX, Fallback: id1}},
-		{name: "registry policy ignores a newer local image", state: running, policy: PolicyRegistry,
+		{name: "registry policy ignores a newer local image", state: running, policy: spec.PolicyRegistry,
 			localID: id2, exists: []string{id1, id2}, want: Choice{Image: id1}},
 		// 5. current
-		{name: "current", state: running, policy: PolicyRegistry,
+		{name: "current", state: running, policy: spec.PolicyRegistry,
 			localID: id1, exists: []string{id1}, want: Choice{Image: id1}},
-		{name: "current with previous: no fallback", state: swapped, policy: PolicyRegistry,
+		{name: "current with previous: no fallback", state: swapped, policy: spec.PolicyRegistry,
 			localID: id2, exists: []string{id1, id2}, want: Choice{Image: id2}},
 		// 6. current gone
-		{name: "current gone, reference local", state: running, policy: PolicyRegistry,
+		{name: "current gone, reference local", state: running, policy: spec.PolicyRegistry,
 			localID: id2, exists: []string{id2}, want: Choice{Image: id2}},
 		// 7. nothing to run
-		{name: "current gone, reference not local", state: running, policy: PolicyRegistry,
+		{name: "current gone, reference not local", state: running, policy: spec.PolicyRegistry,
 			wantErr: `no image to run for "web": image 1d1d1d1d1d1d it ran is gone from local storage and docker.io/library/web:latest is not there either: run lazypod update, or podman pull (or build) docker.io/library/web:latest`},
 		{name: "current gone, reference names a failed image",
 			state:  State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, FailedDigests: []string{dList3}, FailedImageIDs: []string{id3}},
-			policy: PolicyRegistry, localID: id3, exists: []string{id3},
+			policy: spec.PolicyRegistry, localID: id3, exists: []string{id3},
 			wantErr: `no image to run for "web": image 1d1d1d1d1d1d it ran is gone from local storage and docker.io/library/web:latest names image 3d3d3d3d3d3d, which failed before: push a fixed image and run lazypod update, or podman pull a good one`},
 	}
 	for _, tt := range tests {
@@ -406,20 +408,20 @@ func TestChoose(t *testing.T) {
 func TestChooseAfterFailed(t *testing.T) {
 	tests := []struct {
 		name    string
-		policy  Policy
+		policy  spec.Policy
 		state   State
 		localID string
 		digest  string // what the caller passes to Failed
 	}{
-		{name: "registry pending", policy: PolicyRegistry, localID: id3, digest: dList3,
+		{name: "registry pending", policy: spec.PolicyRegistry, localID: id3, digest: dList3,
 			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, PendingImageID: id3, PendingDigest: dList3}},
-		{name: "registry pending, caller knows no digest", policy: PolicyRegistry, localID: id3,
+		{name: "registry pending, caller knows no digest", policy: spec.PolicyRegistry, localID: id3,
 			state: State{Name: "web", Image: ref, ImageID: id1, Digest: dList1, PendingImageID: id3, PendingDigest: dList3}},
-		{name: "local pending built locally", policy: PolicyLocal, localID: idX,
+		{name: "local pending built locally", policy: spec.PolicyLocal, localID: idX,
 			state: State{Name: "web", Image: "localhost/web:dev", ImageID: id1, PendingImageID: idX}},
-		{name: "local pending pulled by hand", policy: PolicyLocal, localID: id3, digest: dList3,
+		{name: "local pending pulled by hand", policy: spec.PolicyLocal, localID: id3, digest: dList3,
 			state: State{Name: "web", Image: "localhost/web:dev", ImageID: id1, PendingImageID: id3, PendingDigest: dList3}},
-		{name: "local image pulled by hand, never pending", policy: PolicyLocal, localID: id3, digest: dList3,
+		{name: "local image pulled by hand, never pending", policy: spec.PolicyLocal, localID: id3, digest: dList3,
 			state: State{Name: "web", Image: "localhost/web:dev", ImageID: id1}},
 	}
 	for _, tt := range tests {
@@ -443,7 +445,7 @@ func TestChooseAfterFailed(t *testing.T) {
 func TestMerge(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 	t1 := t0.Add(time.Hour)
-	base := State{Name: "web", Image: ref, Policy: PolicyRegistry, ImageID: id1, Digest: dList1,
+	base := State{Name: "web", Image: ref, Policy: spec.PolicyRegistry, ImageID: id1, Digest: dList1,
 		LastCheck: t0, LastUpdateResult: ResultFalse, LastColdStart: Duration(time.Second)}
 	with := func(st State, f func(*State)) State {
 		f(&st)
@@ -466,8 +468,8 @@ func TestMerge(t *testing.T) {
 		},
 		{
 			name: "policy changed by the check",
-			base: base, cur: base, checked: with(checkedPending, func(st *State) { st.Policy = PolicyLocal }),
-			want: with(checkedPending, func(st *State) { st.Policy = PolicyLocal }),
+			base: base, cur: base, checked: with(checkedPending, func(st *State) { st.Policy = spec.PolicyLocal }),
+			want: with(checkedPending, func(st *State) { st.Policy = spec.PolicyLocal }),
 		},
 		{
 			name: "check cleared a pending image",
@@ -594,7 +596,7 @@ func TestSwapSequence(t *testing.T) {
 	exists := func(id string) bool { _, ok := imgs.images[id]; return ok }
 	choose := func(t *testing.T, want Choice) {
 		t.Helper()
-		got, err := st.Choose(PolicyRegistry, imgs.tags[ref], exists)
+		got, err := st.Choose(spec.PolicyRegistry, imgs.tags[ref], exists)
 		if err != nil || got != want {
 			t.Fatalf("Choose = %+v, %v; want %+v, nil", got, err, want)
 		}
@@ -603,7 +605,7 @@ func TestSwapSequence(t *testing.T) {
 		t.Helper()
 		work := *st // as lazypod update does: check a copy, merge under the lock
 		work.FailedDigests = append([]string(nil), st.FailedDigests...)
-		got, err := c.Check(t.Context(), &work, PolicyRegistry)
+		got, err := c.Check(t.Context(), &work, spec.PolicyRegistry)
 		if err != nil || got != want {
 			t.Fatalf("Check = %q, %v; want %q, nil", got, err, want)
 		}
@@ -639,25 +641,25 @@ func TestSwapSequence(t *testing.T) {
 		deployed(t, id1, dList1, false)
 		want(t, State{ImageID: id1, Digest: dList1})
 		check(t, ResultFalse)
-		want(t, State{Policy: PolicyRegistry, ImageID: id1, Digest: dList1, LastUpdateResult: ResultFalse})
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id1, Digest: dList1, LastUpdateResult: ResultFalse})
 	})
 	t.Run("v2 pending", func(t *testing.T) {
 		publish(img2, dList2)
 		check(t, ResultPending)
-		want(t, State{Policy: PolicyRegistry, ImageID: id1, Digest: dList1, PendingImageID: id2, PendingDigest: dList2,
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id1, Digest: dList1, PendingImageID: id2, PendingDigest: dList2,
 			LastUpdateResult: ResultPending})
 		choose(t, Choice{Image: id2, Fallback: id1})
 	})
 	t.Run("v2 deployed", func(t *testing.T) {
 		deployed(t, id2, dList2, true)
-		want(t, State{Policy: PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
 			LastUpdateResult: ResultTrue})
 		choose(t, Choice{Image: id2})
 	})
 	t.Run("v3 pending", func(t *testing.T) {
 		publish(img3, dList3)
 		check(t, ResultPending)
-		want(t, State{Policy: PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
 			PendingImageID: id3, PendingDigest: dList3, LastUpdateResult: ResultPending})
 		choose(t, Choice{Image: id3, Fallback: id2})
 	})
@@ -667,7 +669,7 @@ func TestSwapSequence(t *testing.T) {
 			t.Error("Failed(v3) = true; want false: the previous image is still v1")
 		}
 		deployed(t, id2, dList2, false)
-		want(t, State{Policy: PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
 			FailedDigests: []string{dList3}, FailedImageIDs: []string{id3}, LastUpdateResult: ResultRolledBack})
 		choose(t, Choice{Image: id2}) // v3, still in local storage, is not chosen again
 	})
@@ -677,20 +679,20 @@ func TestSwapSequence(t *testing.T) {
 		if len(imgs.pulls) != pulls {
 			t.Errorf("pulls = %v; want no new pull of a failed digest", imgs.pulls)
 		}
-		want(t, State{Policy: PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
 			FailedDigests: []string{dList3}, FailedImageIDs: []string{id3}, LastUpdateResult: ResultFailed})
 		choose(t, Choice{Image: id2})
 	})
 	t.Run("v6 pending", func(t *testing.T) {
 		publish(img6, dList6)
 		check(t, ResultPending)
-		want(t, State{Policy: PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id2, Digest: dList2, PreviousImageID: id1, PreviousDigest: dList1,
 			PendingImageID: id6, PendingDigest: dList6, FailedDigests: []string{dList3}, FailedImageIDs: []string{id3}, LastUpdateResult: ResultPending})
 		choose(t, Choice{Image: id6, Fallback: id2})
 	})
 	t.Run("v6 deployed", func(t *testing.T) {
 		deployed(t, id6, dList6, true)
-		want(t, State{Policy: PolicyRegistry, ImageID: id6, Digest: dList6, PreviousImageID: id2, PreviousDigest: dList2,
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id6, Digest: dList6, PreviousImageID: id2, PreviousDigest: dList2,
 			FailedDigests: []string{dList3}, FailedImageIDs: []string{id3}, LastUpdateResult: ResultTrue})
 		choose(t, Choice{Image: id6})
 	})
@@ -698,7 +700,7 @@ func TestSwapSequence(t *testing.T) {
 		if err := st.Rollback(); err != nil {
 			t.Fatalf("Rollback = %v; want nil", err)
 		}
-		want(t, State{Policy: PolicyRegistry, ImageID: id2, Digest: dList2,
+		want(t, State{Policy: spec.PolicyRegistry, ImageID: id2, Digest: dList2,
 			FailedDigests: []string{dList3, dList6}, FailedImageIDs: []string{id3, id6}, LastUpdateResult: ResultRolledBack})
 		choose(t, Choice{Image: id2})
 		if err := st.Rollback(); !errors.Is(err, ErrNoPrevious) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/podman"
+	"github.com/lazypod/lazypod/internal/spec"
+	"github.com/lazypod/lazypod/updater"
 )
 
 // The fault tests break things on purpose around the built binary and the
@@ -817,15 +820,8 @@ func (s procStats) String() string {
 // liveStateOf reads the state a serve process publishes in the state
 // directory, or "" if none.
 func liveStateOf(stateDir, name string) string {
-	b, err := os.ReadFile(livePath(stateDir, name))
-	if err != nil {
-		return ""
-	}
-	var ls liveState
-	if json.Unmarshal(b, &ls) != nil {
-		return ""
-	}
-	return string(ls.State)
+	l, _ := (&updater.Store{Dir: stateDir}).Live(name)
+	return l.State
 }
 
 // waitLiveState waits up to d for the serve's state to be want.
@@ -997,11 +993,11 @@ func testSignals(t *testing.T, sig syscall.Signal) {
 	web := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	url := "http://" + web + "/"
 	t.Cleanup(func() {
-		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", pinName(name)).Run()
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", podman.PinName(name)).Run()
 		// Only this name: "untag IMAGE" alone would strip every name of
 		// the shared test image behind it.
 		exec.Command("podman", "--remote", "--url", e.podmanURL, "untag", ref, ref).Run()
-		pin := pinRepo(name) + ":previous"
+		pin := podman.PinRef(name)
 		exec.Command("podman", "--remote", "--url", e.podmanURL, "untag", pin, pin).Run()
 	})
 	serve := func() (*exec.Cmd, *lockedBuffer, <-chan error) {
@@ -1015,7 +1011,7 @@ func testSignals(t *testing.T, sig syscall.Signal) {
 	// containers lists the service's containers: NAME, and its pin.
 	containers := func() []string {
 		out := e.podman(t, "ps", "-a", "--format", "{{.Names}}", "--filter", "label=io.lazypod.service="+name)
-		pins := e.podman(t, "ps", "-a", "--format", "{{.Names}}", "--filter", "label="+LabelPin+"="+name)
+		pins := e.podman(t, "ps", "-a", "--format", "{{.Names}}", "--filter", "label="+podman.LabelPin+"="+name)
 		names := append(strings.Fields(out), strings.Fields(pins)...)
 		slices.Sort(names)
 		return names
@@ -1051,11 +1047,11 @@ func testSignals(t *testing.T, sig syscall.Signal) {
 		st := e.statusOf(t, stateDir, name) // fails the test unless it reads
 		// The pin holds the previous image (or the current one) of a
 		// service that updates.
-		wantNames := []string{name, pinName(name)}
+		wantNames := []string{name, podman.PinName(name)}
 		slices.Sort(wantNames)
 		figure(t, fmt.Sprintf("%v during %s", sig, what),
 			fmt.Sprintf("lazypod exit %v; containers left %q; next start answered %s in %s; containers then %q; state readable (image %s)",
-				exitDesc(exitErr), left, want, took.Round(10*time.Millisecond), got, shortImageID(st.ImageID)),
+				exitDesc(exitErr), left, want, took.Round(10*time.Millisecond), got, spec.ShortID(st.ImageID)),
 			"signalled when the log said "+strconv.Quote(marker)+"; then a new lazypod and one request")
 		if !slices.Equal(got, wantNames) {
 			t.Errorf("%s: containers after the next start %q; want %q", what, got, wantNames)
@@ -1149,7 +1145,7 @@ func TestFaultStateDir(t *testing.T) {
 			if body, err := faultGet(url, 60*time.Second); err != nil || body != "v1\n" {
 				t.Fatalf("first start: %q, %v", body, err)
 			}
-			e.waitStatus(t, dir, name, func(st statusRow) bool { return st.ImageID != "" })
+			e.waitStatus(t, dir, name, func(st updater.Status) bool { return st.ImageID != "" })
 			cmd.Process.Signal(syscall.SIGTERM)
 			<-done
 

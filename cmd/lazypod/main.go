@@ -13,16 +13,22 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/lazypod/lazypod/internal/podman"
+	"github.com/lazypod/lazypod/internal/spec"
 	"github.com/lazypod/lazypod/launcher"
 	"github.com/lazypod/lazypod/proxy"
 	"github.com/lazypod/lazypod/updater"
 )
 
 var (
-	_ proxy.Backend    = (*launcher.Launcher)(nil)
-	_ proxy.Backend    = hinted{}
-	_ proxy.Readier    = hinted{}
-	_ launcher.Swapper = (*service)(nil)
+	_ proxy.Backend      = (*launcher.Launcher)(nil)
+	_ proxy.Backend      = hinted{}
+	_ proxy.Readier      = hinted{}
+	_ launcher.Swapper   = (*updater.Service)(nil)
+	_ launcher.Runtime   = (*podman.Client)(nil)
+	_ updater.Images     = (*podman.Client)(nil)
+	_ updater.Pins       = (*podman.Client)(nil)
+	_ updater.Containers = (*podman.Client)(nil)
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -83,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		var o *serveOptions
+		var o *spec.Serve
 		if o, err = parseServe(rest, stderr); err == nil {
 			err = serve(ctx, o)
 		}
@@ -157,6 +163,10 @@ func hintFor(err error) string {
 		return "another lazypod process (serve or update) holds the service; try again"
 	case errors.Is(err, launcher.ErrImageNotFound):
 		return "check --image, use a fully qualified name, and for a private registry run podman login"
+	case errors.Is(err, launcher.ErrRegistryAuth):
+		return "run podman login for the registry (as the user that runs the service), or pass --authfile"
+	case errors.Is(err, updater.ErrNotPin):
+		return "that container is not lazypod's: remove or rename it, and lazypod makes its own"
 	}
 	return ""
 }

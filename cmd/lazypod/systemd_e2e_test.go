@@ -240,6 +240,11 @@ AutoUpdate=local
 
 [Lazypod]
 IdleTimeout=3s
+
+# The proxy's supervisor pings the watchdog every 1s: a missed ping fails
+# the service, which the idle stop below would see.
+[Service]
+WatchdogSec=2s
 `, image, port), 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -391,8 +396,28 @@ IdleTimeout=3s
 		t.Errorf("%s-b.socket is %q after units install --now; want enabled", name, strings.TrimSpace(out))
 	}
 	waitListening(t, port2)
-	if out, err := m.exec("lazypod", "units", "remove", name+"-b"); err != nil {
-		t.Fatalf("lazypod units remove in the machine: %v\n%s", err, out)
+	// A request makes the container; remove takes it away too, and says
+	// that the state file stays.
+	if body, err := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port2)); err != nil || body != "v2\n" {
+		t.Fatalf("request to the installed service: %q, %v; want %q", body, err, "v2\n")
+	}
+	// The state is recorded after the first response.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := m.exec("test", "-e", "/var/lib/lazypod/"+name+"-b.json"); err == nil {
+			break
+		}
+	}
+	removed, err := m.exec("lazypod", "units", "remove", name+"-b")
+	if err != nil {
+		t.Fatalf("lazypod units remove in the machine: %v\n%s", err, removed)
+	}
+	for _, want := range []string{"removed container " + name + "-b", "kept /var/lib/lazypod/" + name + "-b.json"} {
+		if !strings.Contains(removed, want) {
+			t.Errorf("units remove said %q; want it to say %q", removed, want)
+		}
+	}
+	if left := e.podman(t, "ps", "-a", "--filter", "name=^"+name+"-b$", "--format", "{{.Names}}"); left != "" {
+		t.Errorf("container %s left behind by units remove", left)
 	}
 	if out, err := m.exec("test", "-e", "/etc/systemd/system/"+name+"-b.socket"); err == nil {
 		t.Errorf("%s-b.socket still in /etc/systemd/system after units remove %s", name, out)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lazypod/lazypod/units"
 )
 
 const testDefinition = `[Container]
@@ -49,7 +51,7 @@ func TestUnitsGenerate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{generatedHeader + " from " + def, "ExecStart=/usr/local/bin/lazypod serve", "--auto-update local"} {
+	for _, s := range []string{units.Header + def, "ExecStart=/usr/local/bin/lazypod serve", "--auto-update local"} {
 		if !strings.Contains(string(b), s) {
 			t.Errorf("web.service lacks %q:\n%s", s, b)
 		}
@@ -74,6 +76,11 @@ func TestUnitsErrors(t *testing.T) {
 		{"missing file", []string{"units", "generate", "--output", dir, filepath.Join(dir, "none.lazypod")}, 1, "none.lazypod"},
 		{"remove: no name", []string{"units", "remove"}, 2, "missing service NAME"},
 		{"generator: bad args", []string{"units", "generator", "a", "b"}, 2, "takes NORMAL_DIR [EARLY_DIR LATE_DIR], got 2"},
+		// web.lazypod with AutoUpdate= writes web-update.service, and
+		// so would web-update.lazypod: neither may overwrite the other.
+		{"units of one name", []string{"units", "generate", "--output", filepath.Join(dir, "out"), good,
+			writeDefinition(t, dir, "good-update.lazypod", "[Container]\nImage=nginx\nPublishPort=8090:80\n")},
+			1, filepath.Join(dir, "good-update.lazypod") + ": its unit good-update.service is also written by " + good},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,5 +117,30 @@ func TestUserGenerator(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "web.service")); !strings.Contains(string(b), "%t/podman/podman.sock") {
 		t.Errorf("user unit does not use the user's Podman socket:\n%s", b)
+	}
+}
+
+// TestUnitsInstalled: units remove finds only the units generated from the
+// definition it names, not those of another definition whose names start
+// the same, and the container name from the service's ExecStart=.
+func TestUnitsInstalled(t *testing.T) {
+	dir := t.TempDir()
+	web := writeDefinition(t, dir, "web.lazypod", testDefinition+"ContainerName=web-c\n")
+	other := writeDefinition(t, dir, "web-update.lazypod", "[Container]\nImage=nginx\nPublishPort=8090:80\n")
+	out := filepath.Join(dir, "out")
+	for _, def := range []string{web, other} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"units", "generate", "--output", out, "--bin", "/usr/bin/lazypod", def}, &stdout, &stderr); code != 0 {
+			t.Fatalf("generate %s: exit %d: %s", def, code, stderr.String())
+		}
+	}
+	// Generated one at a time, web-update.service is the second file's.
+	got, container, err := units.Installed(out, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"web-update.timer", "web.socket", "web-udp-53.socket", "web.service"}
+	if strings.Join(got, " ") != strings.Join(want, " ") || container != "web-c" {
+		t.Errorf("Installed = %q, %q; want %q, web-c (not web-update.lazypod's web-update.service)", got, container, want)
 	}
 }

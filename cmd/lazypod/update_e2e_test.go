@@ -16,6 +16,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/podman"
+	"github.com/lazypod/lazypod/updater"
 )
 
 // The update tests run the classic auto-update story end to end: a real
@@ -145,13 +148,13 @@ func (e e2eEnv) lazypod(t *testing.T, args ...string) (stdout, stderr string, co
 }
 
 // statusOf is lazypod status --format json for one service.
-func (e e2eEnv) statusOf(t *testing.T, stateDir, name string) statusRow {
+func (e e2eEnv) statusOf(t *testing.T, stateDir, name string) updater.Status {
 	t.Helper()
 	out, errOut, code := e.lazypod(t, "status", "--format", "json", "--state-dir", stateDir, name)
 	if code != 0 {
 		t.Fatalf("lazypod status: exit %d: %s", code, errOut)
 	}
-	var rows []statusRow
+	var rows []updater.Status
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
 		t.Fatalf("lazypod status: %v; output %s", err, out)
 	}
@@ -161,9 +164,9 @@ func (e e2eEnv) statusOf(t *testing.T, stateDir, name string) statusRow {
 // waitStatus polls lazypod status until ok accepts it, for up to 10s (the
 // serve records a start a moment after it answers the clients), and
 // returns the last status read.
-func (e e2eEnv) waitStatus(t *testing.T, stateDir, name string, ok func(statusRow) bool) statusRow {
+func (e e2eEnv) waitStatus(t *testing.T, stateDir, name string, ok func(updater.Status) bool) updater.Status {
 	t.Helper()
-	var st statusRow
+	var st updater.Status
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if st = e.statusOf(t, stateDir, name); ok(st) {
 			break
@@ -177,7 +180,7 @@ func (e e2eEnv) updateOnce(t *testing.T, stateDir, name string, extra ...string)
 	t.Helper()
 	args := append([]string{"update", "--format", "json", "--state-dir", stateDir, "--podman-url", e.podmanURL}, extra...)
 	out, errOut, code := e.lazypod(t, append(args, name)...)
-	var rows []updateRow
+	var rows []updater.Report
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
 		t.Fatalf("lazypod update: exit %d, %v; output %s %s", code, err, out, errOut)
 	}
@@ -262,7 +265,7 @@ func TestUpdateRegistry(t *testing.T) {
 	web := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	url := "http://" + web + "/"
 	t.Cleanup(func() {
-		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", pinName(name)).Run()
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", podman.PinName(name)).Run()
 	})
 
 	push("v1")
@@ -274,7 +277,7 @@ func TestUpdateRegistry(t *testing.T) {
 	e.startProcess(t, name, cmd)
 
 	wantAll(t, "first activation", getAll(t, url, 5), "v1")
-	st := e.waitStatus(t, stateDir, name, func(st statusRow) bool { return st.ImageID != "" })
+	st := e.waitStatus(t, stateDir, name, func(st updater.Status) bool { return st.ImageID != "" })
 	if st.ImageID != ids["v1"] || !strings.HasPrefix(st.Digest, "sha256:") || st.Policy != "registry" {
 		t.Fatalf("status after the first start: %+v; want image v1 with its digest, policy registry", st)
 	}
@@ -302,7 +305,7 @@ func TestUpdateRegistry(t *testing.T) {
 		t.Fatalf("status after the update: pending %q; want v2's ID", st.PendingImageID)
 	}
 	wantAll(t, "activation after v2 was pulled", getAll(t, url, 5), "v2")
-	st = e.waitStatus(t, stateDir, name, func(st statusRow) bool { return st.ImageID == ids["v2"] })
+	st = e.waitStatus(t, stateDir, name, func(st updater.Status) bool { return st.ImageID == ids["v2"] })
 	if st.ImageID != ids["v2"] || st.PreviousImageID != ids["v1"] ||
 		st.PendingImageID != "" || st.LastUpdateResult != "true" {
 		t.Fatalf("status after the swap to v2: %+v; want current v2, previous v1, nothing pending, result true", st)
@@ -391,7 +394,7 @@ func TestUpdateRegistry(t *testing.T) {
 	e.waitStopped(t, name)
 	hold.Close()
 	// lazypod records the failure a moment after Podman reports the exit.
-	st = e.waitStatus(t, stateDir, name, func(st statusRow) bool { return st.LastUpdateResult == "rolled back" })
+	st = e.waitStatus(t, stateDir, name, func(st updater.Status) bool { return st.LastUpdateResult == "rolled back" })
 	if st.ImageID != ids["v6"] || st.LastUpdateResult != "rolled back" {
 		t.Fatalf("status after v5 crashed within the window: %+v; want current v6, rolled back", st)
 	}
@@ -423,7 +426,7 @@ func TestUpdateLocal(t *testing.T) {
 	web := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	url := "http://" + web + "/"
 	t.Cleanup(func() {
-		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", pinName(name)).Run()
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", podman.PinName(name)).Run()
 		exec.Command("podman", "--remote", "--url", e.podmanURL, "untag", ref, ref).Run()
 	})
 
@@ -447,7 +450,7 @@ func TestUpdateLocal(t *testing.T) {
 	tag("v3") // exits at start
 	e.waitStopped(t, name)
 	wantAll(t, "activation after podman tag v3", getAll(t, url, 10), "v2")
-	st := e.waitStatus(t, stateDir, name, func(st statusRow) bool { return st.LastUpdateResult == "rolled back" })
+	st := e.waitStatus(t, stateDir, name, func(st updater.Status) bool { return st.LastUpdateResult == "rolled back" })
 	if len(st.FailedDigests) != 1 || st.ImageID != e.imageID(t, imgs["v2"]) || st.LastUpdateResult != "rolled back" {
 		t.Fatalf("status after v3 failed: %+v; want v3 failed, v2 current, rolled back", st)
 	}
@@ -478,7 +481,69 @@ func TestUpdateLocal(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "corrupt") {
 		t.Fatalf("status with a torn state file: exit %d, %q; want 1 and corrupt", code, errOut)
 	}
+	// status only reads: the file stays where it is, for the serve to set
+	// aside under the lock; the next start runs what the container last
+	// ran (v1, rolled back to by hand above) and records the loss.
+	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 0 {
+		t.Fatalf("lazypod status set the torn state file aside: %v", m)
+	}
+	wantAll(t, "activation with a torn state file", getAll(t, url, 3), "v1")
 	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 1 {
-		t.Fatalf("torn state file not set aside: %v", m)
+		t.Fatalf("torn state file not set aside by the serve: %v", m)
+	}
+	if st := e.statusOf(t, stateDir, name); !strings.Contains(st.LastCheckError, "corrupt") || st.ImageID != e.imageID(t, imgs["v1"]) {
+		t.Fatalf("status after the serve set the torn file aside: %+v; want v1 and the loss in last_check_error", st)
+	}
+}
+
+// TestUpdateTimeout: a registry that answers the digest check and then
+// never serves the manifest hangs the pull, and lazypod update gives up
+// at --timeout instead of hanging the timer's job forever (review risk 3).
+func TestUpdateTimeout(t *testing.T) {
+	e := needE2E(t)
+	name := uniqueName(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v2/":
+			w.WriteHeader(http.StatusOK)
+		case r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/"):
+			w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("e", 64))
+			w.Header().Set("Content-Length", "100")
+		default: // the pull: never answered until the test ends
+			select {
+			case <-r.Context().Done():
+			case <-hung:
+			}
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { close(hung); srv.Close() })
+
+	stateDir := t.TempDir()
+	st := updater.State{Name: name, Image: ln.Addr().String() + "/lazypod-e2e/hang:latest", Policy: "registry",
+		ImageID: e.imageID(t, e.image), TLSVerify: new(bool)}
+	b, _ := json.Marshal(st)
+	if err := os.WriteFile(filepath.Join(stateDir, name+".json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	out, errOut, code := e.lazypod(t, "update", "--state-dir", stateDir, "--podman-url", e.podmanURL, "--timeout", "3s", name)
+	took := time.Since(began)
+	figure(t, "update with a hanging pull", fmt.Sprintf("gave up after %s with --timeout 3s", took.Round(time.Millisecond)),
+		"registry answers the digest, never the manifest")
+	if code != 1 || !strings.Contains(errOut, "check timed out after 3s") || !strings.Contains(out, "failed") {
+		t.Fatalf("lazypod update: exit %d, stdout %q, stderr %q; want 1, failed, and the timeout named", code, out, errOut)
+	}
+	if took > 30*time.Second {
+		t.Errorf("lazypod update took %s with --timeout 3s", took)
+	}
+	if got := e.statusOf(t, stateDir, name).LastCheckError; !strings.Contains(got, "timed out") {
+		t.Errorf("last_check_error = %q; want the timeout recorded", got)
 	}
 }

@@ -1,4 +1,4 @@
-package launcher
+package podman
 
 import (
 	"context"
@@ -14,20 +14,25 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
+	"github.com/lazypod/lazypod/launcher"
 )
 
 // Integration tests run against a real Podman API service that the test
-// harness starts privately, with the test server image built from
-// testdata/testserver:
+// harness starts privately, with the test server images that
+// scripts/build-images.sh builds from the repository's testdata/testserver:
 //
 //	LAZYPOD_TEST_PODMAN   the service's URL, e.g. unix:///tmp/x/podman.sock
 //	LAZYPOD_TEST_IMAGE    the image; if unset, localhost/lazypod-testserver:latest
 //	LAZYPOD_TEST_REQUIRE  if 1, a missing LAZYPOD_TEST_PODMAN fails instead of skipping
 
-// integrationRuntime connects to the test Podman service, or skips.
-func integrationRuntime(t *testing.T) (*Podman, string) {
+// integrationClient connects to the test Podman service, or skips.
+func integrationClient(t *testing.T) (*Client, string) {
 	t.Helper()
 	url := os.Getenv("LAZYPOD_TEST_PODMAN")
 	if url == "" {
@@ -40,54 +45,81 @@ func integrationRuntime(t *testing.T) (*Podman, string) {
 	if image == "" {
 		image = "localhost/lazypod-testserver:latest"
 	}
-	p, err := NewPodman(t.Context(), url)
-	if err != nil {
-		t.Fatalf("NewPodman: %v", err)
+	c := New(url)
+	if err := c.Connect(t.Context()); err != nil {
+		t.Fatalf("Connect: %v", err)
 	}
-	return p, image
+	return c, image
 }
 
 var unsafeNameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 
 // uniqueName returns a container name for this test, and removes that
 // container when the test ends.
-func uniqueName(t *testing.T, p *Podman) string {
+func uniqueName(t *testing.T, c *Client) string {
 	t.Helper()
 	var b [4]byte
 	rand.Read(b[:])
 	name := "lztest-" + strings.ToLower(unsafeNameChars.ReplaceAllString(t.Name(), "-")) + "-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.Remove(ctx, name, time.Second); err != nil {
-			t.Errorf("removing container %s: %v", name, err)
-		}
-	})
+	removeAtEnd(t, c, name)
 	return name
 }
 
-// integrationConfig returns a config for the test server image publishing
-// its http (route "http"), tcp ("tcp") and udp ("udp") ports.
-func integrationConfig(t *testing.T) Config {
+// removeAtEnd removes the container called name, if any, when the test
+// ends.
+func removeAtEnd(t *testing.T, c *Client, name string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.Remove(ctx, name, time.Second); err != nil {
+			t.Errorf("removing container %s: %v", name, err)
+		}
+	})
+}
+
+// runLauncher returns a launcher of cfg whose Run runs until the test
+// ends.
+func runLauncher(t *testing.T, cfg launcher.Config) *launcher.Launcher {
 	t.Helper()
-	p, image := integrationRuntime(t)
-	return Config{
-		Name:  uniqueName(t, p),
+	l, err := launcher.New(cfg)
+	if err != nil {
+		t.Fatalf("launcher.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: got %v; want nil", err)
+		}
+	})
+	return l
+}
+
+// integrationConfig returns a config for the test server image publishing
+// its http (route "http"), tcp ("tcp") and udp ("udp") ports, and the
+// client it runs on.
+func integrationConfig(t *testing.T) (launcher.Config, *Client) {
+	t.Helper()
+	c, image := integrationClient(t)
+	return launcher.Config{
+		Name:  uniqueName(t, c),
 		Image: image,
-		Ports: []Port{
+		Ports: []launcher.Port{
 			{Route: "http", Port: 8080},
 			{Route: "tcp", Port: 9000},
-			{Route: "udp", Port: 9000, Proto: ProtoUDP},
+			{Route: "udp", Port: 9000, Proto: spec.ProtoUDP},
 		},
 		ReadyTimeout: 30 * time.Second,
 		StopTimeout:  2 * time.Second,
-		Runtime:      p,
+		Runtime:      c,
 		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	}, c
 }
 
 // get fetches path from the launcher's http route.
-func get(t *testing.T, l *Launcher, path string) (string, error) {
+func get(t *testing.T, l *launcher.Launcher, path string) (string, error) {
 	t.Helper()
 	addr, err := l.Addr("http")
 	if err != nil {
@@ -107,19 +139,19 @@ func get(t *testing.T, l *Launcher, path string) (string, error) {
 }
 
 func TestIntegrationFirstStart(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, c := integrationConfig(t)
 	cfg.Env = []string{"VERSION=v7"}
 	cfg.Labels = map[string]string{"test": "first-start"}
 	l := runLauncher(t, cfg)
-	if got := l.State(); got != StateStopped {
-		t.Fatalf("state before Start: got %s; want %s", got, StateStopped)
+	if got := l.State(); got != launcher.StateStopped {
+		t.Fatalf("state before Start: got %s; want %s", got, launcher.StateStopped)
 	}
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	t.Logf("cold start (create + start + tcp probe): %s", l.LastColdStart())
-	if got := l.State(); got != StateReady {
-		t.Errorf("state: got %s; want %s", got, StateReady)
+	if got := l.State(); got != launcher.StateReady {
+		t.Errorf("state: got %s; want %s", got, launcher.StateReady)
 	}
 	body, err := get(t, l, "/")
 	if err != nil || body != "v7\n" {
@@ -129,15 +161,24 @@ func TestIntegrationFirstStart(t *testing.T) {
 	if err != nil || !strings.HasPrefix(addr, "127.0.0.1:") {
 		t.Errorf("Addr(http): got %q, %v; want 127.0.0.1:PORT", addr, err)
 	}
-	info, ok, err := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	info, ok, err := c.Inspect(t.Context(), cfg.Name)
 	if err != nil || !ok {
 		t.Fatalf("Inspect: got ok %v, %v", ok, err)
 	}
-	for k, want := range map[string]string{LabelService: cfg.Name, "test": "first-start", LabelHash: l.spec.Labels[LabelHash]} {
+	for k, want := range map[string]string{launcher.LabelService: cfg.Name, "test": "first-start"} {
 		if got := info.Labels[k]; got != want {
 			t.Errorf("label %s: got %q; want %q", k, got, want)
 		}
 	}
+	if got := info.Labels[launcher.LabelHash]; !isSHA256(got) {
+		t.Errorf("label %s: got %q; want a sha256 of the settings", launcher.LabelHash, got)
+	}
+}
+
+// isSHA256 reports whether s is a hex sha256.
+func isSHA256(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == 32
 }
 
 func TestIntegrationProbes(t *testing.T) {
@@ -154,14 +195,14 @@ func TestIntegrationProbes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.probe, func(t *testing.T) {
-			cfg := integrationConfig(t)
-			p, err := ParseProbe(tt.probe)
+			cfg, _ := integrationConfig(t)
+			p, err := spec.ParseProbe(tt.probe)
 			if err != nil {
 				t.Fatal(err)
 			}
 			cfg.Ready = p
 			cfg.Env = tt.env
-			if p.Kind == ProbeNotify {
+			if p.Kind == spec.ProbeNotify {
 				dir, err := os.MkdirTemp("", "lz") // short: socket paths are limited
 				if err != nil {
 					t.Fatal(err)
@@ -176,7 +217,7 @@ func TestIntegrationProbes(t *testing.T) {
 			t.Logf("cold start with probe %s: %s", p, l.LastColdStart())
 			// Every probe but none means the server answers now.
 			deadline := time.Now()
-			if p.Kind == ProbeNone {
+			if p.Kind == spec.ProbeNone {
 				deadline = deadline.Add(10 * time.Second)
 			}
 			for {
@@ -194,7 +235,7 @@ func TestIntegrationProbes(t *testing.T) {
 }
 
 func TestIntegrationListenDelay(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, _ := integrationConfig(t)
 	cfg.Env = []string{"LISTEN_DELAY=2s"}
 	l := runLauncher(t, cfg)
 	began := time.Now()
@@ -210,44 +251,44 @@ func TestIntegrationListenDelay(t *testing.T) {
 }
 
 func TestIntegrationExitAtStart(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, _ := integrationConfig(t)
 	cfg.Env = []string{"EXIT_AT_START=7"}
 	l := runLauncher(t, cfg)
 	began := time.Now()
 	err := l.Start(t.Context())
-	if !errors.Is(err, ErrExited) {
+	if !errors.Is(err, launcher.ErrExited) {
 		t.Fatalf("Start: got %v; want ErrExited", err)
 	}
 	if took := time.Since(began); took > 10*time.Second {
 		t.Errorf("Start took %s; want the exit noticed at once", took)
 	}
-	var ee *ExitError
+	var ee *launcher.ExitError
 	if !errors.As(err, &ee) {
 		t.Fatalf("Start: got %T; want an *ExitError in the chain", err)
 	}
 	if ee.Code != 7 {
 		t.Errorf("exit code: got %d; want 7", ee.Code)
 	}
-	if !contains(ee.Logs, "exiting at start with 7") {
+	if !slices.Contains(ee.Logs, "exiting at start with 7") {
 		t.Errorf("log lines: got %q; want %q among them", ee.Logs, "exiting at start with 7")
 	}
-	if got := l.State(); got != StateStopped {
-		t.Errorf("state: got %s; want %s", got, StateStopped)
+	if got := l.State(); got != launcher.StateStopped {
+		t.Errorf("state: got %s; want %s", got, launcher.StateStopped)
 	}
 	t.Logf("error: %v", err)
 }
 
 func TestIntegrationNeverListens(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, c := integrationConfig(t)
 	cfg.Env = []string{"NEVER_LISTEN=1"}
 	cfg.ReadyTimeout = 2 * time.Second
 	l := runLauncher(t, cfg)
 	err := l.Start(t.Context())
-	if !errors.Is(err, ErrNotReady) {
+	if !errors.Is(err, launcher.ErrNotReady) {
 		t.Fatalf("Start: got %v; want ErrNotReady", err)
 	}
 	t.Logf("error: %v", err)
-	info, ok, ierr := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	info, ok, ierr := c.Inspect(t.Context(), cfg.Name)
 	if ierr != nil || !ok {
 		t.Fatalf("Inspect: got ok %v, %v", ok, ierr)
 	}
@@ -257,20 +298,20 @@ func TestIntegrationNeverListens(t *testing.T) {
 }
 
 func TestIntegrationSettingsChangeRecreates(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, c := integrationConfig(t)
 	cfg.Env = []string{"VERSION=v1"}
 	l := runLauncher(t, cfg)
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	first, _, _ := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	first, _, _ := c.Inspect(t.Context(), cfg.Name)
 
 	// The same settings reuse the container, running or not.
 	l2 := runLauncher(t, cfg)
 	if err := l2.Start(t.Context()); err != nil {
 		t.Fatalf("Start with the same settings: %v", err)
 	}
-	same, _, _ := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	same, _, _ := c.Inspect(t.Context(), cfg.Name)
 	if same.ID != first.ID {
 		t.Errorf("container ID with the same settings: got %s; want %s", same.ID, first.ID)
 	}
@@ -283,7 +324,7 @@ func TestIntegrationSettingsChangeRecreates(t *testing.T) {
 	if err := l3.Start(t.Context()); err != nil {
 		t.Fatalf("Start with new env: %v", err)
 	}
-	second, _, _ := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	second, _, _ := c.Inspect(t.Context(), cfg.Name)
 	if second.ID == first.ID {
 		t.Errorf("container ID after changing env: got the same %s; want a new container", first.ID)
 	}
@@ -293,7 +334,7 @@ func TestIntegrationSettingsChangeRecreates(t *testing.T) {
 }
 
 func TestIntegrationStopThenStart(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, c := integrationConfig(t)
 	l := runLauncher(t, cfg)
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -302,10 +343,10 @@ func TestIntegrationStopThenStart(t *testing.T) {
 	if err := l.Stop(t.Context()); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if got := l.State(); got != StateStopped {
-		t.Errorf("state after Stop: got %s; want %s", got, StateStopped)
+	if got := l.State(); got != launcher.StateStopped {
+		t.Errorf("state after Stop: got %s; want %s", got, launcher.StateStopped)
 	}
-	info, _, _ := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	info, _, _ := c.Inspect(t.Context(), cfg.Name)
 	if info.Running {
 		t.Errorf("container running after Stop")
 	}
@@ -319,16 +360,16 @@ func TestIntegrationStopThenStart(t *testing.T) {
 }
 
 func TestIntegrationExitWatcher(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, _ := integrationConfig(t)
 	cfg.Env = []string{"CRASH_AFTER=1s"}
 	l := runLauncher(t, cfg)
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for l.State() != StateStopped {
+	for l.State() != launcher.StateStopped {
 		if time.Now().After(deadline) {
-			t.Fatalf("state 15s after a crash at 1s: got %s; want %s", l.State(), StateStopped)
+			t.Fatalf("state 15s after a crash at 1s: got %s; want %s", l.State(), launcher.StateStopped)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -341,21 +382,48 @@ func TestIntegrationExitWatcher(t *testing.T) {
 	}
 }
 
+// TestIntegrationMissingImage: an image the registry says it lacks fails
+// the start with ErrImageNotFound; a registry that is down does not, and
+// is not taken for Podman being down either.
 func TestIntegrationMissingImage(t *testing.T) {
-	cfg := integrationConfig(t)
-	cfg.Image = "localhost/lazypod-does-not-exist:latest"
-	l := runLauncher(t, cfg)
-	err := l.Start(t.Context())
-	if !errors.Is(err, ErrImageNotFound) {
-		t.Fatalf("Start: got %v; want ErrImageNotFound", err)
+	tests := []struct {
+		name     string
+		registry func(t *testing.T) string // host:port
+		want     bool                      // ErrImageNotFound
+	}{
+		{name: "registry lacks it", want: true, registry: func(t *testing.T) string {
+			return fakeRegistry(t, registryError(http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown"))
+		}},
+		{name: "registry down", registry: closedPort},
 	}
-	t.Logf("error: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, c := integrationConfig(t)
+			cfg.Image = tt.registry(t) + "/lazypod-does-not-exist:latest"
+			cfg.Runtime = c.WithPull(PullOptions{SkipTLSVerify: true})
+			l := runLauncher(t, cfg)
+			err := l.Start(t.Context())
+			if err == nil {
+				t.Fatal("Start: got nil; want an error")
+			}
+			t.Logf("error: %v", err)
+			if got := errors.Is(err, launcher.ErrImageNotFound); got != tt.want {
+				t.Errorf("Start: got %v; want ErrImageNotFound %v", err, tt.want)
+			}
+			if errors.Is(err, launcher.ErrNoPodman) {
+				t.Errorf("Start: got %v; the Podman API answered, want no ErrNoPodman", err)
+			}
+			if got := l.State(); got != launcher.StateStopped {
+				t.Errorf("state: got %s; want %s", got, launcher.StateStopped)
+			}
+		})
+	}
 }
 
 // TestIntegrationTestServer checks the test server's tcp and udp echo
 // through the published ports, which the proxy's tests rely on.
 func TestIntegrationTestServer(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, _ := integrationConfig(t)
 	l := runLauncher(t, cfg)
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -427,16 +495,16 @@ func TestIntegrationTestServer(t *testing.T) {
 }
 
 func TestIntegrationNotOurs(t *testing.T) {
-	cfg := integrationConfig(t)
-	other, err := cfg.Runtime.Create(t.Context(), ContainerSpec{Name: cfg.Name, Image: cfg.Image})
+	cfg, c := integrationConfig(t)
+	other, err := c.Create(t.Context(), launcher.ContainerSpec{Name: cfg.Name, Image: cfg.Image})
 	if err != nil {
 		t.Fatalf("creating someone else's container: %v", err)
 	}
 	l := runLauncher(t, cfg)
-	if err := l.Start(t.Context()); !errors.Is(err, ErrNotOurs) {
+	if err := l.Start(t.Context()); !errors.Is(err, launcher.ErrNotOurs) {
 		t.Fatalf("Start: got %v; want ErrNotOurs", err)
 	}
-	info, ok, err := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	info, ok, err := c.Inspect(t.Context(), cfg.Name)
 	if err != nil || !ok || info.ID != other {
 		t.Errorf("the other container: got ID %q, ok %v, %v; want %q left alone", info.ID, ok, err, other)
 	}
@@ -445,11 +513,14 @@ func TestIntegrationNotOurs(t *testing.T) {
 // TestIntegrationContainerSettings checks Podman accepts and applies every
 // setting the launcher passes at create.
 func TestIntegrationContainerSettings(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, _ := integrationConfig(t)
 	cfg.Command = []string{"-version", "from-command"}
 	// One fixed named volume, reused by every run, rather than one left
 	// behind per run.
-	cfg.Volumes = []string{t.TempDir() + ":/host:ro", "lazypod-test-volume:/data"}
+	cfg.Volumes = []spec.Volume{
+		{Source: t.TempDir(), Target: "/host", Options: []string{"ro"}},
+		{Source: "lazypod-test-volume", Target: "/data"},
+	}
 	cfg.Memory = 64 << 20
 	cfg.CPUs = 0.5
 	cfg.User = "65534:65534"
@@ -465,99 +536,18 @@ func TestIntegrationContainerSettings(t *testing.T) {
 	}
 }
 
-// startedContainer starts the test server through a launcher and returns
-// the runtime and the container's ID.
-func startedContainer(t *testing.T) (*Podman, *Launcher, string) {
-	t.Helper()
-	cfg := integrationConfig(t)
-	l := runLauncher(t, cfg)
-	if err := l.Start(t.Context()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	info, ok, err := cfg.Runtime.Inspect(t.Context(), cfg.Name)
-	if err != nil || !ok {
-		t.Fatalf("Inspect: got ok %v, %v", ok, err)
-	}
-	return cfg.Runtime.(*Podman), l, info.ID
-}
-
-func TestIntegrationExecHangEndsWithContext(t *testing.T) {
-	p, _, id := startedContainer(t)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-	defer cancel()
-	began := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := p.Exec(ctx, id, []string{"/testserver", "-hang"})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Exec of a hanging command: got %v; want an error wrapping %v", err, context.DeadlineExceeded)
-		}
-		t.Logf("hanging exec ended %s after its start", time.Since(began))
-	case <-time.After(15 * time.Second):
-		t.Fatal("Exec of a hanging command: still running 14s after its ctx ended")
-	}
-	// The exec connection is still usable.
-	code, out, err := p.Exec(t.Context(), id, []string{"/testserver", "-check"})
-	if err != nil || code != 0 {
-		t.Errorf("Exec after a hung one: got code %d, %v (output %q); want 0, nil", code, err, out)
-	}
-}
-
-func TestIntegrationExecNoLeakNoRace(t *testing.T) {
-	p, _, id := startedContainer(t)
-	// Calls in flight on the shared connection, as the exit watcher's
-	// are: the race detector catches an exec that changes that connection.
-	wctx, cancel := context.WithCancel(t.Context())
-	waited := make(chan struct{})
-	go func() {
-		defer close(waited)
-		for wctx.Err() == nil {
-			p.Inspect(wctx, id) //nolint:errcheck
-		}
-	}()
-	defer func() { cancel(); <-waited }()
-
-	fds := func() int {
-		ents, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			t.Skipf("counting open files: %v", err)
-		}
-		return len(ents)
-	}
-	if _, _, err := p.Exec(t.Context(), id, []string{"/testserver", "-check"}); err != nil {
-		t.Fatalf("Exec: %v", err)
-	}
-	before := fds()
-	for i := range 50 {
-		code, out, err := p.Exec(t.Context(), id, []string{"/testserver", "-check"})
-		if err != nil || code != 0 {
-			t.Fatalf("Exec %d: got code %d, %v (output %q); want 0, nil", i, code, err, out)
-		}
-	}
-	if after := fds(); after > before+5 {
-		t.Errorf("open files after 50 execs: got %d; want about %d", after, before)
-	}
-	if n := p.exec.open(); n != 0 {
-		t.Errorf("exec connections open between execs: got %d; want 0", n)
-	}
-}
-
 func TestIntegrationStopEndsHangingExecProbe(t *testing.T) {
-	cfg := integrationConfig(t)
-	cfg.Ready = Probe{Kind: ProbeExec, Arg: "/testserver -hang"}
+	cfg, _ := integrationConfig(t)
+	cfg.Ready = spec.Probe{Kind: spec.ProbeExec, Arg: "/testserver -hang"}
 	l := runLauncher(t, cfg)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	started := make(chan error, 1)
 	go func() { started <- l.Start(ctx) }()
 	deadline := time.Now().Add(20 * time.Second)
-	for l.State() != StateStarting {
+	for l.State() != launcher.StateStarting {
 		if time.Now().After(deadline) {
-			t.Fatalf("state: got %s; want %s", l.State(), StateStarting)
+			t.Fatalf("state: got %s; want %s", l.State(), launcher.StateStarting)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -576,7 +566,7 @@ func TestIntegrationStopEndsHangingExecProbe(t *testing.T) {
 }
 
 func TestIntegrationHostPortTakenRecreates(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg, c := integrationConfig(t)
 	l := runLauncher(t, cfg)
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -585,7 +575,7 @@ func TestIntegrationHostPortTakenRecreates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Addr: %v", err)
 	}
-	first, _, _ := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	first, _, _ := c.Inspect(t.Context(), cfg.Name)
 	if err := l.Stop(t.Context()); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -598,7 +588,7 @@ func TestIntegrationHostPortTakenRecreates(t *testing.T) {
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatalf("Start with its host port taken: %v", err)
 	}
-	second, _, _ := cfg.Runtime.Inspect(t.Context(), cfg.Name)
+	second, _, _ := c.Inspect(t.Context(), cfg.Name)
 	if second.ID == first.ID {
 		t.Errorf("container ID: got the same %s; want a new container", first.ID)
 	}
@@ -607,31 +597,9 @@ func TestIntegrationHostPortTakenRecreates(t *testing.T) {
 	}
 }
 
-// versionImages returns the IDs of localhost/lazypod-testserver:v1..v6,
-// which scripts/build-images.sh builds, indexed by version number.
-func versionImages(t *testing.T, p *Podman) map[int]string {
-	t.Helper()
-	ids := make(map[int]string)
-	for v := 1; v <= 6; v++ {
-		ref := fmt.Sprintf("localhost/lazypod-testserver:v%d", v)
-		info, ok, err := p.Image(t.Context(), ref)
-		if err != nil {
-			t.Fatalf("Image(%s): %v", ref, err)
-		}
-		if !ok {
-			t.Fatalf("image %s missing: build it with scripts/build-images.sh DIR testserver", ref)
-		}
-		if !slices.Contains(info.Names, ref) {
-			t.Errorf("Image(%s): names %q lack it", ref, info.Names)
-		}
-		ids[v] = info.ID
-	}
-	return ids
-}
-
 // startAll starts l from n concurrent callers and fails the test unless
 // all succeed.
-func startAll(t *testing.T, l *Launcher, n int) {
+func startAll(t *testing.T, l *launcher.Launcher, n int) {
 	t.Helper()
 	errs := make(chan error, n)
 	for range n {
@@ -648,12 +616,11 @@ func startAll(t *testing.T, l *Launcher, n int) {
 }
 
 func TestIntegrationSwapAndRollback(t *testing.T) {
-	cfg := integrationConfig(t)
-	p := cfg.Runtime.(*Podman)
-	ids := versionImages(t, p)
+	cfg, c := integrationConfig(t)
+	ids := versionImages(t, c)
 	cfg.Image = "localhost/lazypod-testserver:v1"
 	cfg.ReadyTimeout = 3 * time.Second
-	s := &fakeSwapper{t: t, choices: []Choice{
+	s := &fakeSwapper{t: t, choices: []choice{
 		{}, // the configured image, v1
 		{Image: ids[2], Fallback: ids[1]},
 		{Image: ids[3], Fallback: ids[2]}, // exits with 3 at start
@@ -664,19 +631,22 @@ func TestIntegrationSwapAndRollback(t *testing.T) {
 	cfg.Swapper = s
 	l := runLauncher(t, cfg)
 
+	// A rolled back start tells Failed for the chosen image, then Ready
+	// for its fallback.
 	steps := []struct {
-		name       string
-		want       string // the answer on "/"
-		wantImage  string
-		rolledBack bool
-		failed     string
-		reason     error
+		name      string
+		want      string // the answer on "/"
+		wantImage string
+		failed    string // the image rolled back from, if any
+		reason    error
 	}{
 		{name: "configured image", want: "v1\n", wantImage: ids[1]},
 		{name: "swap to v2", want: "v2\n", wantImage: ids[2]},
-		{name: "v3 exits, back to v2", want: "v2\n", wantImage: ids[2], rolledBack: true, failed: ids[3], reason: ErrExited},
-		{name: "v4 never ready, back to v2", want: "v2\n", wantImage: ids[2], rolledBack: true, failed: ids[4], reason: ErrNotReady},
+		{name: "v3 exits, back to v2", want: "v2\n", wantImage: ids[2], failed: ids[3], reason: launcher.ErrExited},
+		{name: "v4 never ready, back to v2", want: "v2\n", wantImage: ids[2], failed: ids[4], reason: launcher.ErrNotReady},
 	}
+	var hash string // the configured spec's, which every container keeps
+	wantFails := 0
 	for i, st := range steps {
 		began := time.Now()
 		startAll(t, l, 8)
@@ -684,30 +654,45 @@ func TestIntegrationSwapAndRollback(t *testing.T) {
 		if body, err := get(t, l, "/"); err != nil || body != st.want {
 			t.Errorf("%s: GET /: got %q, %v; want %q", st.name, body, err, st.want)
 		}
-		info, ok, err := p.Inspect(t.Context(), cfg.Name)
+		info, ok, err := c.Inspect(t.Context(), cfg.Name)
 		if err != nil || !ok {
 			t.Fatalf("%s: Inspect: got ok %v, %v", st.name, ok, err)
 		}
 		if info.ImageID != st.wantImage {
-			t.Errorf("%s: container's image: got %s; want %s", st.name, shortImage(info.ImageID), shortImage(st.wantImage))
+			t.Errorf("%s: container's image: got %s; want %s", st.name, spec.ShortID(info.ImageID), spec.ShortID(st.wantImage))
 		}
-		if got, want := info.Labels[LabelHash], l.spec.Labels[LabelHash]; got != want {
-			t.Errorf("%s: hash label: got %s; want the configured spec's %s", st.name, got, want)
+		got := info.Labels[launcher.LabelHash]
+		if i == 0 {
+			hash = got // created from Config.Image, as configured
+		}
+		if !isSHA256(got) || got != hash {
+			t.Errorf("%s: hash label: got %q; want the configured spec's %q", st.name, got, hash)
 		}
 		if err := l.Stop(t.Context()); err != nil {
 			t.Fatalf("%s: Stop: %v", st.name, err)
 		}
-		d := s.deployments()
-		if len(d) != i+1 || d[i].ImageID != st.wantImage || d[i].RolledBack != st.rolledBack {
-			t.Errorf("%s: Ready calls: got %+v; want the last for %s, rolled back %v", st.name, d, shortImage(st.wantImage), st.rolledBack)
+		// Ready is told after the callers were released: wait for it.
+		var d []deployment
+		for wait := time.Now().Add(10 * time.Second); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
+			if d = s.deployments(); len(d) > i {
+				break
+			}
+		}
+		if len(d) != i+1 || d[i].imageID != st.wantImage || d[i].coldStart <= 0 {
+			t.Errorf("%s: Ready calls: got %+v; want the last for %s, with its cold start", st.name, d, spec.ShortID(st.wantImage))
 		}
 		fails := s.failures()
 		if st.failed != "" {
-			if len(fails) == 0 || fails[len(fails)-1].image != st.failed || !errors.Is(fails[len(fails)-1].reason, st.reason) {
-				t.Errorf("%s: Failed calls: got %v; want the last for %s wrapping %v", st.name, fails, shortImage(st.failed), st.reason)
-			} else {
-				t.Logf("%s: Failed(%s, %v)", st.name, shortImage(st.failed), fails[len(fails)-1].reason)
-			}
+			wantFails++
+		}
+		switch {
+		case len(fails) != wantFails:
+			t.Errorf("%s: Failed calls: got %v; want %d", st.name, fails, wantFails)
+		case st.failed == "":
+		case fails[len(fails)-1].image != st.failed || !errors.Is(fails[len(fails)-1].reason, st.reason):
+			t.Errorf("%s: Failed calls: got %v; want the last for %s wrapping %v", st.name, fails, spec.ShortID(st.failed), st.reason)
+		default:
+			t.Logf("%s: Failed(%s, %v)", st.name, spec.ShortID(st.failed), fails[len(fails)-1].reason)
 		}
 	}
 
@@ -716,9 +701,9 @@ func TestIntegrationSwapAndRollback(t *testing.T) {
 		t.Fatalf("Start of v5: %v", err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for l.State() != StateStopped {
+	for l.State() != launcher.StateStopped {
 		if time.Now().After(deadline) {
-			t.Fatalf("state 15s after v5's crash at 1s: got %s; want %s", l.State(), StateStopped)
+			t.Fatalf("state 15s after v5's crash at 1s: got %s; want %s", l.State(), launcher.StateStopped)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -727,72 +712,92 @@ func TestIntegrationSwapAndRollback(t *testing.T) {
 		t.Fatalf("Start after v5 crashed: %v", err)
 	}
 	fails := s.failures()
-	var ee *ExitError
-	if len(fails) != 3 || fails[2].image != ids[5] || !errors.As(fails[2].reason, &ee) || ee.Code != 3 {
-		t.Errorf("Failed calls: got %v; want the third for v5 with exit code 3", fails)
+	var ee *launcher.ExitError
+	if len(fails) != wantFails+1 || fails[wantFails].image != ids[5] || !errors.As(fails[wantFails].reason, &ee) || ee.Code != 3 {
+		t.Errorf("Failed calls: got %v; want a third, for v5 with exit code 3", fails)
 	} else {
-		t.Logf("v5: Failed(%s, %v)", shortImage(ids[5]), ee)
+		t.Logf("v5: Failed(%s, %v)", spec.ShortID(ids[5]), ee)
 	}
 	if body, err := get(t, l, "/"); err != nil || body != "v2\n" {
 		t.Errorf("GET / after v5: got %q, %v; want %q", body, err, "v2\n")
 	}
 }
 
-func TestIntegrationImageTagUntag(t *testing.T) {
-	p, _ := integrationRuntime(t)
-	ids := versionImages(t, p)
-	var b [4]byte
-	rand.Read(b[:])
-	repo := "localhost/lztest-tag-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.Untag(ctx, ids[2], repo, "prev"); err != nil {
-			t.Errorf("Untag in cleanup: %v", err)
-		}
-	})
-	if err := p.Tag(t.Context(), ids[2], repo, "prev"); err != nil {
-		t.Fatalf("Tag: %v", err)
-	}
-	info, ok, err := p.Image(t.Context(), repo+":prev")
-	if err != nil || !ok || info.ID != ids[2] {
-		t.Fatalf("Image(%s:prev): got %+v, ok %v, %v; want v2's ID", repo, info, ok, err)
-	}
-	t.Logf("v2: names %q, digests %q", info.Names, info.Digests)
-	for _, d := range info.Digests {
-		if !strings.Contains(d, "sha256:") {
-			t.Errorf("digest %q: want sha256:...", d)
-		}
-	}
-	if err := p.Untag(t.Context(), ids[2], repo, "prev"); err != nil {
-		t.Fatalf("Untag: %v", err)
-	}
-	if _, ok, err := p.Image(t.Context(), repo+":prev"); ok || err != nil {
-		t.Errorf("Image after Untag: got ok %v, %v; want false, nil", ok, err)
-	}
-	if err := p.Untag(t.Context(), ids[2], repo, "prev"); err != nil {
-		t.Errorf("Untag of a name the image lacks: got %v; want nil", err)
-	}
-	if err := p.Untag(t.Context(), strings.Repeat("0", 64), repo, "prev"); err != nil {
-		t.Errorf("Untag of a missing image: got %v; want nil", err)
-	}
+// fakeSwapper is a launcher.Swapper that answers Choose from a list and
+// records Ready and Failed. It fails the test if two of its calls overlap.
+type fakeSwapper struct {
+	t *testing.T
+	// choices answer Choose in turn; the last one repeats.
+	choices []choice
+
+	inCall atomic.Int32
+	mu     sync.Mutex
+	ready  []deployment
+	failed []swapFailure
 }
 
-// TestIntegrationPinContainer checks that a container with network none
-// (the updater's pin of the previous image) creates fine.
-func TestIntegrationPinContainer(t *testing.T) {
-	p, _ := integrationRuntime(t)
-	ids := versionImages(t, p)
-	name := uniqueName(t, p)
-	id, err := p.Create(t.Context(), ContainerSpec{
-		Name: name, Image: ids[2], Network: "none",
-		Labels: map[string]string{"io.lazypod.pin": name},
-	})
-	if err != nil {
-		t.Fatalf("Create with network none: %v", err)
+// choice is an answer of fakeSwapper.Choose.
+type choice struct{ Image, Fallback string }
+
+// deployment is a call of fakeSwapper.Ready.
+type deployment struct {
+	imageID   string
+	coldStart time.Duration
+}
+
+// swapFailure is a call of fakeSwapper.Failed.
+type swapFailure struct {
+	image  string
+	reason error
+}
+
+// enter notes a call in progress; call the function it returns when the
+// call ends.
+func (s *fakeSwapper) enter(call string) func() {
+	if n := s.inCall.Add(1); n != 1 {
+		s.t.Errorf("swapper call %s overlaps another: %d in progress", call, n)
 	}
-	info, ok, err := p.Inspect(t.Context(), name)
-	if err != nil || !ok || info.ID != id || info.ImageID != ids[2] || info.Running {
-		t.Errorf("Inspect: got %+v, ok %v, %v; want created, not running, from v2", info, ok, err)
+	return func() { s.inCall.Add(-1) }
+}
+
+func (s *fakeSwapper) Choose(ctx context.Context) (image, fallback string, err error) {
+	defer s.enter("Choose")()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.choices) == 0 {
+		return "", "", nil
 	}
+	c := s.choices[0]
+	if len(s.choices) > 1 {
+		s.choices = s.choices[1:]
+	}
+	return c.Image, c.Fallback, nil
+}
+
+func (s *fakeSwapper) Ready(ctx context.Context, imageID string, coldStart time.Duration) {
+	defer s.enter("Ready")()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ready = append(s.ready, deployment{imageID: imageID, coldStart: coldStart})
+}
+
+func (s *fakeSwapper) Failed(ctx context.Context, imageID string, reason error) {
+	defer s.enter("Failed")()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failed = append(s.failed, swapFailure{image: imageID, reason: reason})
+}
+
+// deployments returns the Ready calls so far.
+func (s *fakeSwapper) deployments() []deployment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ready)
+}
+
+// failures returns the Failed calls so far.
+func (s *fakeSwapper) failures() []swapFailure {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.failed)
 }
