@@ -3,6 +3,8 @@ package launcher
 import (
 	"context"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/backoff"
 )
 
 // Crash-loop backoff: after a failed start, or an exit sooner than
@@ -40,12 +42,8 @@ func waitBackoff(ctx context.Context, delay time.Duration, announce func()) erro
 		return nil
 	}
 	announce()
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !backoff.Sleep(ctx.Done(), delay) {
 		return context.Cause(ctx)
 	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/lazypod/lazypod/internal/backoff"
 	"github.com/lazypod/lazypod/internal/spec"
 )
 
@@ -41,7 +42,7 @@ func (l *Launcher) watchExit(gen uint64, id string) *exitWatch {
 func (l *Launcher) watchContainer(ctx context.Context, gen uint64, id string, w *exitWatch) {
 	defer l.wg.Done()
 	defer w.cancel()
-	retry := 100 * time.Millisecond
+	retry := backoff.Delay{Min: 100 * time.Millisecond, Max: backoffMax}
 	for {
 		code, err := l.rt.Wait(ctx, id)
 		if err == nil {
@@ -53,15 +54,11 @@ func (l *Launcher) watchContainer(ctx context.Context, gen uint64, id string, w 
 		if ctx.Err() != nil {
 			return
 		}
-		l.log.Warn("waiting for container exit", "container", spec.ShortID(id), "err", err, "retry_in", retry)
-		t := time.NewTimer(retry)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		d := retry.Next()
+		l.log.Warn("waiting for container exit", "container", spec.ShortID(id), "err", err, "retry_in", d)
+		if !backoff.Sleep(ctx.Done(), d) {
 			return
 		}
-		retry = min(2*retry, backoffMax)
 	}
 }
 

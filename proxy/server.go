@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/backoff"
 )
 
 // Defaults for the zero values of Server's fields.
@@ -501,7 +503,7 @@ func (s *Server) connectBackend(ctx context.Context, network, route string) (net
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	var delay time.Duration
+	delay := backoff.Delay{Min: connectBackoffMin, Max: connectBackoffMax}
 	for attempt := 1; ; attempt++ {
 		if err := s.Backend.Start(ctx); err != nil {
 			if d > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
@@ -529,8 +531,7 @@ func (s *Server) connectBackend(ctx context.Context, network, route string) (net
 			return nil, step, err
 		}
 		s.logger().Debug("starting backend again", "route", route, "attempt", attempt, "err", err)
-		delay = min(max(2*delay, connectBackoffMin), connectBackoffMax)
-		if !sleepCtx(ctx, delay) {
+		if !backoff.Sleep(ctx.Done(), delay.Next()) {
 			return nil, step, err
 		}
 	}
@@ -580,19 +581,6 @@ func (s *Server) dialReady(ctx context.Context, network, route string) net.Conn 
 		return nil
 	}
 	return c
-}
-
-// sleepCtx sleeps for d, or until ctx ends; it reports whether it slept
-// for all of d.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // stopBackend calls Backend.Stop with a bounded context that survives the
@@ -681,27 +669,6 @@ func retryable(err error) bool {
 	}
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
-}
-
-// nextBackoff doubles d within [acceptBackoffMin, acceptBackoffMax].
-func nextBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return acceptBackoffMin
-	}
-	return min(2*d, acceptBackoffMax)
-}
-
-// backoff sleeps for d, or until stop is closed; it reports whether stop
-// was closed.
-func backoff(d time.Duration, stop <-chan struct{}) (stopped bool) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-stop:
-		return true
-	case <-t.C:
-		return false
-	}
 }
 
 // stopping reports whether stop is closed.

@@ -7,7 +7,8 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"time"
+
+	"github.com/lazypod/lazypod/internal/backoff"
 )
 
 // closeWriter is a conn that can half-close: *net.TCPConn, *net.UnixConn.
@@ -22,14 +23,14 @@ var errNoHalfClose = errors.New("connection cannot half-close")
 // fails for good, and serves each on its own goroutine.
 func (s *Server) acceptLoop(ctx context.Context, rt *route, stop <-chan struct{}) {
 	defer s.loopWG.Done()
-	var delay time.Duration
+	delay := backoff.Delay{Min: acceptBackoffMin, Max: acceptBackoffMax}
 	for {
 		if !s.waitSlot(rt, stop) {
 			return
 		}
 		c, err := rt.ln.Accept()
 		if err == nil {
-			delay = 0
+			delay.Reset()
 			// Counted from here, so an exit decision that waits for this
 			// loop, and waitSlot, see it.
 			s.flowBegin(true)
@@ -45,11 +46,11 @@ func (s *Server) acceptLoop(ctx context.Context, rt *route, stop <-chan struct{}
 			s.loopFailed(fmt.Errorf("accepting on route %q: %w", rt.name, err))
 			return
 		}
-		delay = nextBackoff(delay)
-		if delay == acceptBackoffMin {
+		d := delay.Next()
+		if d == acceptBackoffMin {
 			s.logger().Warn("accepting connection; backing off", "route", rt.name, "err", err)
 		}
-		if backoff(delay, stop) {
+		if !backoff.Sleep(stop, d) {
 			return
 		}
 	}

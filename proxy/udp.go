@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/backoff"
 )
 
 const (
@@ -64,7 +66,7 @@ type udpFlow struct {
 // a new client. It never waits for the backend.
 func (s *Server) serveUDP(ctx context.Context, rt *route, stop <-chan struct{}) {
 	defer s.loopWG.Done()
-	var delay time.Duration
+	delay := backoff.Delay{Min: acceptBackoffMin, Max: acceptBackoffMax}
 	for {
 		var (
 			n    int
@@ -79,7 +81,7 @@ func (s *Server) serveUDP(ctx context.Context, rt *route, stop <-chan struct{}) 
 			n, addr, err = rt.pc.ReadFrom(rt.buf)
 		}
 		if err == nil {
-			delay = 0
+			delay.Reset()
 			if f = s.udpFlowFor(ctx, rt, ap, addr); f == nil {
 				s.dropAtUDPCap(rt, ap, addr)
 				continue
@@ -94,11 +96,11 @@ func (s *Server) serveUDP(ctx context.Context, rt *route, stop <-chan struct{}) 
 			s.loopFailed(fmt.Errorf("reading datagrams on route %q: %w", rt.name, err))
 			return
 		}
-		delay = nextBackoff(delay)
-		if delay == acceptBackoffMin {
+		d := delay.Next()
+		if d == acceptBackoffMin {
 			s.logger().Warn("reading datagram; backing off", "route", rt.name, "err", err)
 		}
-		if backoff(delay, stop) {
+		if !backoff.Sleep(stop, d) {
 			return
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lazypod/lazypod/internal/atomicfile"
+	"github.com/lazypod/lazypod/internal/backoff"
 	"github.com/lazypod/lazypod/internal/spec"
 )
 
@@ -246,40 +247,23 @@ func (s *Store) lockFile(ctx context.Context, name, file string) (unlock func(),
 		ctx, cancel = context.WithTimeoutCause(ctx, d, ErrLocked)
 		defer cancel()
 	}
-	err = poll(ctx, 5*time.Millisecond, 100*time.Millisecond, func() (bool, error) {
+	wait := backoff.Delay{Min: 5 * time.Millisecond, Max: 100 * time.Millisecond}
+	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == syscall.EWOULDBLOCK || err == syscall.EINTR {
-			return false, nil
+		if err == nil {
+			break
 		}
-		return err == nil, err
-	})
-	if err != nil {
+		if err == syscall.EWOULDBLOCK || err == syscall.EINTR {
+			if backoff.Sleep(ctx.Done(), wait.Next()) {
+				continue
+			}
+			err = context.Cause(ctx)
+		}
 		f.Close()
 		return nil, fmt.Errorf("locking %q: %w", name, err)
 	}
 	// Closing the file releases the lock.
 	return sync.OnceFunc(func() { f.Close() }), nil
-}
-
-// poll calls try until it reports done or fails, sleeping between calls
-// from first, doubling up to max. It returns try's error, or ctx's cause
-// if ctx ends first.
-func poll(ctx context.Context, first, max time.Duration, try func() (done bool, err error)) error {
-	wait := first
-	for {
-		done, err := try()
-		if done || err != nil {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return context.Cause(ctx)
-		case <-t.C:
-		}
-		wait = min(2*wait, max)
-	}
 }
 
 // equal reports whether st and o hold the same state.

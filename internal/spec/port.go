@@ -52,10 +52,15 @@ func (p Port) String() string {
 	if p.Proto != "" {
 		s += "/" + string(p.Proto)
 	}
-	if p.FDName != "" {
-		s = p.FDName + "=" + s
+	return named(p.FDName, s)
+}
+
+// named is s after "FDNAME=", if there is a name.
+func named(fdName, s string) string {
+	if fdName == "" {
+		return s
 	}
-	return s
+	return fdName + "=" + s
 }
 
 // ParsePort parses a --port value.
@@ -99,10 +104,7 @@ func (l Listen) String() string {
 	if l.Network != "tcp" {
 		s = l.Network + ":" + s
 	}
-	if l.FDName != "" {
-		s = l.FDName + "=" + s
-	}
-	return s
+	return named(l.FDName, s)
 }
 
 // ParseListen parses a --listen value: [FDNAME=]ADDR, where ADDR is
