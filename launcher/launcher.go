@@ -248,7 +248,6 @@ func (l *Launcher) runStart(ctx context.Context, cancel context.CancelCauseFunc,
 
 // startContainer is the body of the start of generation gen.
 func (l *Launcher) startContainer(ctx context.Context, gen uint64, delay time.Duration) error {
-
 	err := waitBackoff(ctx, delay, func() {
 		l.log.Warn("delaying start: container keeps dying", "delay", delay)
 		l.status("delaying start of container %s by %s: it keeps dying", l.cfg.Name, delay.Round(time.Millisecond))

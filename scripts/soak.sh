@@ -24,7 +24,7 @@ set -e
 grep -E '^(=== RUN|--- |\s+\S+\.go:[0-9]+: FIGURE|ok|FAIL|PASS)' "$logfile" || true
 [ "$rc" -eq 0 ] || die "the soak tests failed (exit $rc): see $logfile"
 
-fuzzers=${FUZZERS:-"./units:FuzzParse ./units:FuzzQuoteArg ./cmd/lazypod:FuzzParsePort ./cmd/lazypod:FuzzParseListen ./launcher:FuzzParseProbe ./launcher:FuzzParseProbeStrict ./updater:FuzzLoad"}
+fuzzers=${FUZZERS:-"./units:FuzzParse ./units:FuzzQuoteArg ./internal/spec:FuzzParseServe ./internal/spec:FuzzParsePort ./internal/spec:FuzzParseListen ./internal/spec:FuzzParseProbe ./updater:FuzzLoad"}
 for f in $fuzzers; do
 	pkg=${f%%:*} name=${f#*:}
 	log "fuzzing $name in $pkg for ${FUZZTIME:-3m}"

@@ -146,7 +146,7 @@ type Error struct {
 // how to fix it".
 func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString(oneLine(e.Path))
+	b.WriteString(spec.OneLine(e.Path))
 	if e.Line > 0 {
 		b.WriteString(":" + strconv.Itoa(e.Line))
 	}
@@ -154,24 +154,13 @@ func (e *Error) Error() string {
 		b.WriteString(":")
 	}
 	if e.Section != "" {
-		b.WriteString(" [" + oneLine(e.Section) + "]")
+		b.WriteString(" [" + spec.OneLine(e.Section) + "]")
 	}
 	if e.Key != "" {
-		b.WriteString(" " + oneLine(e.Key) + "=" + oneLine(e.Value))
+		b.WriteString(" " + spec.OneLine(e.Key) + "=" + spec.OneLine(e.Value))
 	}
-	b.WriteString(": " + oneLine(e.Msg))
+	b.WriteString(": " + spec.OneLine(e.Msg))
 	return b.String()
-}
-
-// oneLine returns s, quoted when it holds control characters or is not
-// valid UTF-8, so that an error stays on one line.
-func oneLine(s string) string {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == '\uFFFD' || r == '\u2028' || r == '\u2029' || r == '\u0085' {
-			return strconv.Quote(s)
-		}
-	}
-	return s
 }
 
 // Serve returns the settings lazypod serve gets from the units rendered

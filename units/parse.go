@@ -306,9 +306,9 @@ var containerKeys = map[string]keyDef{
 		}
 		return spec.CheckLabel(w)
 	})},
-	"User":    {set: str(func(d *Definition) *string { return &d.User }, checkUserPart)},
-	"Group":   {set: str(func(d *Definition) *string { return &d.Group }, checkUserPart)},
-	"Network": {set: str(func(d *Definition) *string { return &d.Network }, checkNetwork)},
+	"User":    {set: str(func(d *Definition) *string { return &d.User }, userPart)},
+	"Group":   {set: str(func(d *Definition) *string { return &d.Group }, userPart)},
+	"Network": {set: str(func(d *Definition) *string { return &d.Network }, spec.CheckNetwork)},
 	"PublishPort": {repeat: true, set: func(p *parser, v string, line int) error {
 		pub, err := parsePublishPort(v)
 		if err != nil {

@@ -272,7 +272,7 @@ func TestParseErrors(t *testing.T) {
 		{"Label reserved", base + "Label=io.lazypod.hash=x\n",
 			file + ":4: [Container] Label=io.lazypod.hash=x: label \"io.lazypod.hash=x\": the io.lazypod. prefix is lazypod's own: use another prefix"},
 		{"User with group", base + "User=1000:100\n",
-			file + ":4: [Container] User=1000:100: want one user or group name or number, without ':' or spaces: put the group in Group="},
+			file + ":4: [Container] User=1000:100: want one user or group name or number, without ':': put the group in Group="},
 		{"Network with space", base + "Network=a b\n",
 			file + ":4: [Container] Network=a b: want one Podman network mode, e.g. bridge, host or a network's name"},
 		{"PublishPort container port only", base + "PublishPort=80\n",

@@ -124,7 +124,7 @@ type unitFile struct {
 }
 
 func (u *unitFile) header(d *Definition) {
-	u.b.WriteString(Header + oneLine(d.Path) + "; edit that file, not this one.\n")
+	u.b.WriteString(Header + spec.OneLine(d.Path) + "; edit that file, not this one.\n")
 }
 
 func (u *unitFile) section(name string) {

@@ -20,10 +20,12 @@ type Set struct {
 }
 
 // RenderFiles parses and renders every definition file at paths. A bad
-// file does not stop the others: their errors are joined. Two files that
-// define the same service, or whose units would have the same name (web's
-// update units and those of a web-update.lazypod), are both refused,
-// naming each other, so that neither overwrites the other.
+// file does not stop the others: their errors are joined. A file that
+// defines the same service as an earlier one, or whose units would have
+// the name of an earlier one's (web.lazypod with AutoUpdate= writes
+// web-update.service, and so would web-update.lazypod), is refused, naming
+// the earlier one, so that neither overwrites the other; the earlier one
+// is rendered.
 func RenderFiles(paths []string, o RenderOptions) (Set, error) {
 	set := Set{Files: make(map[string][]File)}
 	var errs []error
@@ -153,10 +155,19 @@ func Find(dirs []string) []string {
 }
 
 // Write writes files into dir, creating it, each atomically and durably,
-// mode 0644, and returns the paths written.
+// mode 0644, and returns the paths written. It replaces a unit lazypod
+// generated from a definition of the same name, and refuses to replace
+// any other file: a unit of another definition (web-update.lazypod's
+// web-update.service, when web.lazypod has AutoUpdate=), or one lazypod
+// did not write.
 func Write(dir string, files []File) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating unit directory: %w", err)
+	}
+	for _, f := range files {
+		if err := mayReplace(filepath.Join(dir, f.Name), f); err != nil {
+			return nil, err
+		}
 	}
 	var paths []string
 	for _, f := range files {
@@ -167,6 +178,25 @@ func Write(dir string, files []File) ([]string, error) {
 		paths = append(paths, p)
 	}
 	return paths, nil
+}
+
+// mayReplace reports, as an error, whether f may replace the file at p.
+func mayReplace(p string, f File) error {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", p, err)
+	}
+	from, ok := GeneratedFrom(string(b))
+	if !ok {
+		return fmt.Errorf("writing %s: a unit lazypod did not write is there: move it away, or rename the definition", p)
+	}
+	if want, _ := GeneratedFrom(f.Content); filepath.Base(from) != filepath.Base(want) {
+		return fmt.Errorf("writing %s: it is the unit of %s: rename one of the definition files", p, from)
+	}
+	return nil
 }
 
 // Installed returns the units in dir that lazypod generated from the

@@ -39,37 +39,21 @@ func checkVolume(s string) error {
 	return err
 }
 
+// userPart checks User= or Group=: one user or group, the other in its
+// own key.
+func userPart(s string) error {
+	if strings.Contains(s, ":") {
+		return errors.New("want one user or group name or number, without ':': put the group in Group=")
+	}
+	return spec.CheckUser(s)
+}
+
 // checkKeyValue checks an Environment= or Label= word.
 func checkKeyValue(s string) error {
 	if err := spec.CheckKeyValue(s); err != nil {
 		return fmt.Errorf("%v: quote a pair that holds spaces, e.g. \"KEY=two words\"", err)
 	}
 	return nil
-}
-
-// checkUserPart checks User= or Group=: a name or number, no ':' or space.
-func checkUserPart(s string) error {
-	if strings.ContainsAny(s, ": \t") {
-		return errors.New("want one user or group name or number, without ':' or spaces: put the group in Group=")
-	}
-	return nil
-}
-
-func checkNetwork(s string) error {
-	if strings.ContainsAny(s, " \t") {
-		return errors.New("want one Podman network mode, e.g. bridge, host or a network's name")
-	}
-	return nil
-}
-
-// checkPodmanURL is lazypod serve's --podman-url.
-func checkPodmanURL(s string) error {
-	for _, scheme := range []string{"unix://", "tcp://", "ssh://"} {
-		if strings.HasPrefix(s, scheme) && len(s) > len(scheme) {
-			return nil
-		}
-	}
-	return errors.New("use unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST/PATH, e.g. unix:///run/podman/podman.sock")
 }
 
 // publish is a parsed PublishPort=.

@@ -1,6 +1,7 @@
 package updater
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/lazypod/lazypod/internal/spec"
+	"go.podman.io/image/v5/docker/reference"
 )
 
 // Pins keeps a service's fallback image in local storage: an image prune
@@ -101,17 +102,23 @@ func (s *Service) policy(st *State) spec.Policy {
 
 // adopt brings st in line with the configured reference and settings: a
 // new reference forgets the images of the old one (failed images stay
-// failed: a digest names the same content whatever the reference).
-func (s *Service) adopt(st *State) {
+// failed: a digest names the same content whatever the reference). It
+// reports whether st had another reference, for the caller to log.
+func (s *Service) adopt(st *State) (changed bool) {
 	if s.Image != "" && st.Image != s.Image {
-		if st.Image != "" {
-			s.log().Info("image reference changed: forgetting the images of the old one", "old", st.Image, "new", s.Image)
-		}
+		changed = st.Image != ""
 		*st = State{Name: st.Name, Image: s.Image, FailedDigests: st.FailedDigests, FailedImageIDs: st.FailedImageIDs}
 	}
 	if s.Policy != "" {
 		st.Policy, st.AuthFile, st.TLSVerify = s.Policy, s.AuthFile, s.TLSVerify
 	}
+	return changed
+}
+
+// logNewReference says that the service now runs another reference than
+// old.
+func (s *Service) logNewReference(old string) {
+	s.log().Info("image reference changed: forgetting the images of the old one", "old", old, "new", s.Image)
 }
 
 // Choose picks the image of the next start: the launcher's
@@ -142,7 +149,9 @@ func (s *Service) Choose(ctx context.Context) (image, fallback string, err error
 		return "", "", nil
 	}
 	cur := st.clone()
-	s.adopt(st)
+	if s.adopt(st) {
+		s.logNewReference(cur.Image)
+	}
 	c, err := s.choose(ctx, st)
 	if err != nil {
 		return "", "", err
@@ -236,7 +245,9 @@ func (s *Service) Ready(ctx context.Context, imageID string, coldStart time.Dura
 	wasEnabled := false
 	st, err := s.Store.Update(ctx, s.Name, func(st *State) error {
 		wasEnabled = st.Policy.Enabled()
-		s.adopt(st)
+		if old := st.Image; s.adopt(st) {
+			s.logNewReference(old)
+		}
 		if d := st.digestOf(imageID); d != "" {
 			digest = d
 		}
@@ -272,15 +283,16 @@ func (s *Service) Failed(ctx context.Context, imageID string, reason error) {
 	s.pin(ctx)
 }
 
-// digestFor returns the digest to record for imageID when the state does
-// not know it: the one Podman lists for the service's reference, else its
-// first; "" if none. It asks the engine only when the state, read without
-// the lock, does not know the digest.
+// digestFor returns the digest to record for imageID: the one the state,
+// read without the lock, knows for it (the registry's, for an image a
+// check pulled), else the one Podman lists for the service's reference,
+// else its first; "" if none. It asks the engine only when the state does
+// not know the digest.
 func (s *Service) digestFor(ctx context.Context, imageID string) string {
 	ref := s.Image
 	if st, err := s.Store.Load(s.Name); err == nil {
-		if st.digestOf(imageID) != "" {
-			return ""
+		if d := st.digestOf(imageID); d != "" {
+			return d
 		}
 		if ref == "" {
 			ref = st.Image
@@ -329,7 +341,7 @@ func (s *Service) Rollback(ctx context.Context) (before, after *State, err error
 			return nil, nil, fmt.Errorf("rolling back %q: inspecting previous image %s: %w", s.Name, spec.ShortID(prev), err)
 		} else if !ok {
 			return nil, nil, fmt.Errorf("rolling back %q: previous image %s is gone from local storage: podman pull it again (its digest is %s), or push a fixed image and run lazypod update",
-				s.Name, spec.ShortID(prev), orDash(before.PreviousDigest))
+				s.Name, spec.ShortID(prev), cmp.Or(before.PreviousDigest, "-"))
 		}
 	}
 	after, err = s.Store.Update(ctx, s.Name, func(st *State) error {
@@ -467,11 +479,4 @@ func (s *Store) writable() error {
 		return fmt.Errorf("state directory %s: %w", s.Dir, err)
 	}
 	return nil
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

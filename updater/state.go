@@ -96,6 +96,9 @@ var (
 	ErrLocked = errors.New("service locked by another lazypod process")
 	// ErrInvalidName means a service name cannot name a state file.
 	ErrInvalidName = errors.New("invalid service name")
+	// ErrNoService means the state directory holds no state of a
+	// service: it never started there.
+	ErrNoService = errors.New("no such service")
 )
 
 // CorruptError reports a state file that could not be parsed. It matches

@@ -168,7 +168,7 @@ func (s *Store) setAside(path string) (string, error) {
 	if err := os.Rename(path, aside); err != nil {
 		return "", err
 	}
-	return aside, nil
+	return aside, atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // save writes st to Dir/NAME.json atomically and durably, mode 0600, so a
@@ -354,7 +354,7 @@ func (s *Store) Services(names ...string) ([]*State, error) {
 	for _, n := range names {
 		st, err := s.Load(n)
 		if errors.Is(err, fs.ErrNotExist) {
-			err = fmt.Errorf("reading state of %q: no such service in %s: check the name, or pass --state-dir", n, s.Dir)
+			err = fmt.Errorf("reading state of %q: %w in %s", n, ErrNoService, s.Dir)
 		}
 		if err != nil {
 			errs = append(errs, err)

@@ -233,7 +233,7 @@ func (st *State) fallback(chosen, localID string, localOK bool, exists func(stri
 //
 //   - If cur's ImageID and PendingImageID are still base's, and the
 //     pending image the check left (checked's PendingImageID and
-//     PendingDigest) is not failed in cur: cur takes checked's spec.Policy,
+//     PendingDigest) is not failed in cur: cur takes checked's Policy,
 //     LastCheck, LastCheckError, PendingImageID and PendingDigest, and
 //     LastUpdateResult unless the check failed (LastCheckError set: then
 //     Check did not set it, and cur's may be newer).

@@ -40,6 +40,15 @@ func parseFlags(fs *flag.FlagSet, args []string, usage string, stderr io.Writer)
 	return nil
 }
 
+// flagError is a bad value of flag name, as lazypod words it; nil if err
+// is nil.
+func flagError(name, value string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &spec.FlagError{Flag: name, Value: value, Err: err}
+}
+
 // checkServiceNames checks names given as arguments.
 func checkServiceNames(names []string) error {
 	for _, n := range names {

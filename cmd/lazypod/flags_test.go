@@ -46,7 +46,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{name: "bad max-connections", args: []string{"serve", "--image", "nginx", "--port", "80", "--max-connections", "0"}, want: `invalid --max-connections "0": want a number of connections from 1 up, auto, or -1 for no cap`},
 		{name: "bad flow-idle-timeout", args: []string{"serve", "--image", "nginx", "--port", "80", "--flow-idle-timeout", "x"}, want: `invalid --flow-idle-timeout "x"`},
 		{name: "update: bad format", args: []string{"update", "--format", "yaml"}, want: `invalid --format "yaml": valid formats are "table", "json"`},
-		{name: "update: bad timeout", args: []string{"update", "--timeout", "0"}, want: `invalid --timeout 0s: must be more than 0`},
+		{name: "update: bad timeout", args: []string{"update", "--timeout", "0"}, want: `invalid --timeout "0": must be more than 0`},
 		{name: "serve: bad env file", args: []string{"serve", "--image", "nginx", "--port", "80", "--env-file", "/nonexistent/env", "--listen", "127.0.0.1:0"}, want: `invalid --env-file "/nonexistent/env": open /nonexistent/env: no such file or directory`},
 		{name: "status: bad name", args: []string{"status", "-x"}, want: "flag provided but not defined: -x"},
 		{name: "status: bad service name", args: []string{"status", "a/b"}, want: `invalid service name "a/b"`},

@@ -158,7 +158,12 @@ func hintFor(err error) string {
 	case errors.Is(err, launcher.ErrRollback):
 		return "lazypod status shows the images; make one available (podman pull, or push a fixed image and run lazypod update) and connect again"
 	case errors.Is(err, updater.ErrCorrupt):
-		return "the file was set aside; the next start runs the image the service's container last ran and writes a new state"
+		if cerr := (*updater.CorruptError)(nil); errors.As(err, &cerr) && cerr.SetAside != "" {
+			return "the file was set aside; the next start runs the image the service's container last ran and writes a new state"
+		}
+		return "the service's next start sets the file aside and runs the image its container last ran; or move the file away yourself"
+	case errors.Is(err, updater.ErrNoService):
+		return "check the name, or pass --state-dir"
 	case errors.Is(err, updater.ErrLocked):
 		return "another lazypod process (serve or update) holds the service; try again"
 	case errors.Is(err, launcher.ErrImageNotFound):

@@ -73,8 +73,10 @@ func (s *server) build() error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(o.AuthFile); o.AuthFile != "" && err != nil {
-		return usagef("invalid --authfile %q: %v: pass a file podman login wrote, e.g. $XDG_RUNTIME_DIR/containers/auth.json", o.AuthFile, errors.Unwrap(err))
+	if o.AuthFile != "" {
+		if _, err := os.Stat(o.AuthFile); err != nil {
+			return usagef("invalid --authfile %q: %v: pass a file podman login wrote, e.g. $XDG_RUNTIME_DIR/containers/auth.json", o.AuthFile, errors.Unwrap(err))
+		}
 	}
 	if err := s.takeSockets(); err != nil {
 		return err

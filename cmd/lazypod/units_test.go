@@ -127,14 +127,24 @@ func TestUnitsInstalled(t *testing.T) {
 	dir := t.TempDir()
 	web := writeDefinition(t, dir, "web.lazypod", testDefinition+"ContainerName=web-c\n")
 	other := writeDefinition(t, dir, "web-update.lazypod", "[Container]\nImage=nginx\nPublishPort=8090:80\n")
-	out := filepath.Join(dir, "out")
-	for _, def := range []string{web, other} {
+	out, webOut := filepath.Join(dir, "out"), filepath.Join(dir, "web-out")
+	for _, g := range [][2]string{{other, out}, {web, webOut}} {
 		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), []string{"units", "generate", "--output", out, "--bin", "/usr/bin/lazypod", def}, &stdout, &stderr); code != 0 {
-			t.Fatalf("generate %s: exit %d: %s", def, code, stderr.String())
+		if code := run(context.Background(), []string{"units", "generate", "--output", g[1], "--bin", "/usr/bin/lazypod", g[0]}, &stdout, &stderr); code != 0 {
+			t.Fatalf("generate %s: exit %d: %s", g[0], code, stderr.String())
 		}
 	}
-	// Generated one at a time, web-update.service is the second file's.
+	// A directory with both: web's units but for web-update.service,
+	// which is web-update.lazypod's.
+	for _, u := range []string{"web.socket", "web-udp-53.socket", "web.service", "web-update.timer"} {
+		b, err := os.ReadFile(filepath.Join(webOut, u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, u), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	got, container, err := units.Installed(out, "web")
 	if err != nil {
 		t.Fatal(err)
@@ -142,5 +152,38 @@ func TestUnitsInstalled(t *testing.T) {
 	want := []string{"web-update.timer", "web.socket", "web-udp-53.socket", "web.service"}
 	if strings.Join(got, " ") != strings.Join(want, " ") || container != "web-c" {
 		t.Errorf("Installed = %q, %q; want %q, web-c (not web-update.lazypod's web-update.service)", got, container, want)
+	}
+}
+
+// TestUnitsGenerateRefusesAnotherDefinitionsUnit: a unit written from one
+// definition is not overwritten by a later run for another definition
+// whose unit has the same name, nor is a unit lazypod did not write.
+func TestUnitsGenerateRefusesAnotherDefinitionsUnit(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	web := writeDefinition(t, dir, "web.lazypod", testDefinition)
+	other := writeDefinition(t, dir, "web-update.lazypod", "[Container]\nImage=nginx\nPublishPort=8090:80\n")
+	gen := func(def string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"units", "generate", "--output", out, "--bin", "/usr/bin/lazypod", def}, &stdout, &stderr)
+		return code, stderr.String()
+	}
+	if code, errOut := gen(web); code != 0 {
+		t.Fatalf("generate %s: exit %d: %s", web, code, errOut)
+	}
+	before, _ := os.ReadFile(filepath.Join(out, "web-update.service"))
+	code, errOut := gen(other)
+	want := "writing " + filepath.Join(out, "web-update.service") + ": it is the unit of " + web + ": rename one of the definition files"
+	if code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("generate %s over %s's units: exit %d, %q; want 1 and %q", other, web, code, errOut, want)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, "web-update.service")); string(after) != string(before) {
+		t.Error("web-update.service was overwritten")
+	}
+	if err := os.WriteFile(filepath.Join(out, "web.socket"), []byte("[Socket]\nListenStream=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, errOut := gen(web); code != 1 || !strings.Contains(errOut, "a unit lazypod did not write is there") {
+		t.Errorf("generate over a unit lazypod did not write: exit %d, %q; want 1 and a refusal", code, errOut)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,7 +79,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		dryRun    bool
 		authFile  string
 		tlsVerify *bool
-		timeout   time.Duration
+		timeout   = updater.DefaultCheckTimeout
+		badValue  error // a bad --timeout or --tls-verify, as lazypod words it
 	)
 	o, err := parseAdmin("update", updateUsage, args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dryRun, "dry-run", false, "report what would be updated; pull and change nothing")
@@ -86,15 +88,17 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.BoolFunc("tls-verify", "verify registries' TLS certificates (default: each service's --tls-verify)", func(s string) error {
 			b, err := spec.ParseBool(s)
 			tlsVerify = &b
+			badValue = cmp.Or(badValue, flagError("tls-verify", s, err))
 			return err
 		})
-		fs.DurationVar(&timeout, "timeout", updater.DefaultCheckTimeout, "give up on a service's check and pull after this `DURATION`")
+		fs.Func("timeout", "give up on a service's check and pull after this `DURATION` (default 10m)", func(s string) (err error) {
+			timeout, err = spec.ParsePositiveDuration(s)
+			badValue = cmp.Or(badValue, flagError("timeout", s, err))
+			return err
+		})
 	})
 	if err != nil {
-		return err
-	}
-	if timeout <= 0 {
-		return usagef("invalid --timeout %s: must be more than 0, e.g. 10m", timeout)
+		return cmp.Or(badValue, err)
 	}
 	sts, lerr := o.store().Services(o.names...)
 	if len(sts) == 0 {
@@ -194,8 +198,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			failed[i] = spec.ShortID(d)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Name, r.State, r.Image, r.Policy, dash(spec.ShortID(r.ImageID)), dash(spec.ShortID(r.Digest)),
-			dash(spec.ShortID(r.PreviousImageID)), dash(spec.ShortID(r.PendingImageID)),
+			r.Name, r.State, r.Image, r.Policy, dash(r.ImageID), dash(r.Digest), dash(r.PreviousImageID), dash(r.PendingImageID),
 			dash(strings.Join(failed, ",")), check, dash(string(r.LastUpdateResult)), dash(r.LastColdStart))
 	}
 	if err := tw.Flush(); err != nil {
@@ -209,12 +212,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return lerr
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
+// dash is how the status table shows a value: an ID shortened, "-" for
+// none.
+func dash(s string) string { return cmp.Or(spec.ShortID(s), "-") }
 
 const rollbackUsage = `usage: lazypod rollback [flags] NAME
 
@@ -239,7 +239,7 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	store := o.store()
 	if _, err := store.Load(name); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("rolling back %q: no such service in %s: check the name, or pass --state-dir", name, o.stateDir)
+			return fmt.Errorf("rolling back %q: %w in %s", name, updater.ErrNoService, o.stateDir)
 		}
 		return fmt.Errorf("rolling back %q: %w", name, err)
 	}
@@ -248,6 +248,9 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	svc := &updater.Service{Name: name, Store: store, Images: pm, Pins: pm, Logger: systemd.Logger("warn")}
+	// Bounds every call to Podman, a hung one included.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	before, after, err := svc.Rollback(ctx)
 	if err != nil {
 		return err

@@ -1,41 +1,32 @@
-// Package backoff is the one shape of lazypod's retry loops: a delay that
-// doubles from a first value up to a cap, and a sleep that ends early.
-// The proxy's accept and connect retries, the launcher's exit watcher and
-// crash-loop delay, and the updater's lock polling use it.
-//
-// Typical use:
-//
-//	delay := backoff.Delay{Min: 5 * time.Millisecond, Max: time.Second}
-//	for {
-//		if err := try(); err == nil {
-//			delay.Reset()
-//			continue
-//		}
-//		if !backoff.Sleep(ctx.Done(), delay.Next()) {
-//			return ctx.Err()
-//		}
-//	}
-//
-// Limits: no jitter; the loops it serves retry a local peer (a Podman
-// socket, a listener, a file lock), not a crowd of remote clients.
 package backoff
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
-// Delay is a delay that doubles at each Next, from Min up to Max. Its
-// zero value is not useful: set both.
+// Defaults for the zero values of Delay.
+const (
+	DefaultMin = 10 * time.Millisecond
+	DefaultMax = time.Second
+)
+
+// Delay is a delay that doubles at each Next, from Min up to Max.
 type Delay struct {
-	Min, Max time.Duration
-	last     time.Duration
+	// Min is the first delay. If zero, DefaultMin.
+	Min time.Duration
+	// Max is the longest. If zero, DefaultMax.
+	Max  time.Duration
+	last time.Duration
 }
 
 // Next returns the next delay: Min at first, then twice the last, at most
 // Max.
 func (d *Delay) Next() time.Duration {
 	if d.last == 0 {
-		d.last = d.Min
+		d.last = cmp.Or(d.Min, DefaultMin)
 	} else {
-		d.last = min(2*d.last, d.Max)
+		d.last = min(2*d.last, cmp.Or(d.Max, DefaultMax))
 	}
 	return d.last
 }

@@ -5,8 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -147,11 +147,14 @@ func (fs *flagSet) parse(args []string) error {
 	return Usagef("%s: see lazypod serve --help", OneLine(err.Error()))
 }
 
-// OneLine returns s, quoted when it holds a line break, so that a message
-// about what a user typed stays on one line.
+// OneLine returns s, quoted when it holds control characters, line or
+// paragraph separators or invalid UTF-8, so that a message about what a
+// user typed stays on one line.
 func OneLine(s string) string {
-	if strings.ContainsAny(s, "\n\r\u2028\u2029\u0085") {
-		return strconv.Quote(s)
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\uFFFD' || r == '\u2028' || r == '\u2029' || r == '\u0085' {
+			return strconv.Quote(s)
+		}
 	}
 	return s
 }
@@ -209,7 +212,11 @@ func serveFlagSet(s *Serve) *flagSet {
 // containerFlags defines the flags that set up the container.
 func containerFlags(fs *flagSet, s *Serve) {
 	fs.list(&s.Env, "env", "container environment `KEY=VALUE` (repeatable)", CheckKeyValue)
-	fs.list(&s.EnvFiles, "env-file", "read container environment from `FILE` when serve starts (repeatable)", CheckAbsPath)
+	fs.value("env-file", "read container environment from `FILE` when serve starts (repeatable)", func(v string) error {
+		p, err := filepath.Abs(v)
+		s.EnvFiles = append(s.EnvFiles, p)
+		return err
+	})
 	fs.value("volume", "`SRC:DST[:OPTS]` mount, as podman run -v (repeatable)", func(v string) error {
 		vol, err := ParseVolume(v)
 		s.Volumes = append(s.Volumes, vol)
@@ -224,8 +231,14 @@ func containerFlags(fs *flagSet, s *Serve) {
 		s.CPUs, err = ParseCPUs(v)
 		return err
 	})
-	fs.StringVar(&s.User, "user", "", "`USER[:GROUP]` to run the container's process as")
-	fs.StringVar(&s.Network, "network", "", "Podman `NETWORK` mode (default: Podman's)")
+	fs.value("user", "`USER[:GROUP]` to run the container's process as", func(v string) error {
+		s.User = v
+		return CheckUser(v)
+	})
+	fs.value("network", "Podman `NETWORK` mode (default: Podman's)", func(v string) error {
+		s.Network = v
+		return CheckNetwork(v)
+	})
 }
 
 // updateFlags defines the flags of automatic updates.
@@ -234,9 +247,9 @@ func updateFlags(fs *flagSet, s *Serve) {
 		s.AutoUpdate, err = ParsePolicy(v)
 		return err
 	})
-	fs.value("authfile", "registry credentials `FILE` for update checks and pulls, read when serve starts (default: $REGISTRY_AUTH_FILE, else Podman's auth.json)", func(v string) error {
-		s.AuthFile = v
-		return CheckAbsPath(v)
+	fs.value("authfile", "registry credentials `FILE` for update checks and pulls, read when serve starts (default: $REGISTRY_AUTH_FILE, else Podman's auth.json)", func(v string) (err error) {
+		s.AuthFile, err = filepath.Abs(v)
+		return err
 	})
 	fs.boolean(&s.TLSVerify, "tls-verify", "verify the registry's TLS certificate (default: as registries.conf says, else true; false also allows plain HTTP)")
 	fs.duration(&s.RollbackWindow, "rollback-window", "a new image that exits within this `DURATION` of becoming ready is rolled back (0: only probe failures; default 10s)", ParseDuration)

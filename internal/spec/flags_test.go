@@ -63,7 +63,7 @@ func TestParseServeErrors(t *testing.T) {
 		{name: "no image", args: []string{"--port", "80"}, want: "missing --image"},
 		{name: "bad memory", args: []string{"--image", "x", "--port", "80", "--memory", "lots"}, want: `invalid --memory "lots": not a size`},
 		{name: "bad boolean", args: []string{"--image", "x", "--port", "80", "--exit-on-idle=maybe"}, want: `invalid --exit-on-idle "maybe": not a boolean`},
-		{name: "relative authfile", args: []string{"--image", "x", "--port", "80", "--authfile", "auth.json"}, want: `invalid --authfile "auth.json": not an absolute path`},
+		{name: "bad user", args: []string{"--image", "x", "--port", "80", "--user", "a b"}, want: `invalid --user "a b": want USER[:GROUP]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,6 +78,24 @@ func CheckLabel(s string) error {
 // LabelPrefix starts the labels lazypod puts on its containers.
 const LabelPrefix = "io.lazypod."
 
+// CheckUser checks a user to run as, as podman run --user: USER[:GROUP],
+// each a name or a number, without white space.
+func CheckUser(s string) error {
+	user, group, hasGroup := strings.Cut(s, ":")
+	if user == "" || (hasGroup && (group == "" || strings.Contains(group, ":"))) || strings.ContainsAny(s, " \t\n") {
+		return errors.New("want USER[:GROUP], each a name or a number without spaces, e.g. 1000:100")
+	}
+	return nil
+}
+
+// CheckNetwork checks a network mode or name, as podman run --network.
+func CheckNetwork(s string) error {
+	if s == "" || strings.ContainsAny(s, " \t\n") {
+		return errors.New("want one Podman network mode, e.g. bridge, host or a network's name")
+	}
+	return nil
+}
+
 // CheckAbsPath checks a path of a file lazypod serve opens.
 func CheckAbsPath(s string) error {
 	if !path.IsAbs(s) {
