@@ -75,6 +75,11 @@ type Config struct {
 	// Command replaces the image's CMD, as in "podman run IMAGE COMMAND...".
 	// If empty, the image's CMD.
 	Command []string
+	// Options are podman run options (--env A=1, --health-cmd ...), as
+	// podman --remote run takes them: the Runtime gives them the meaning
+	// Podman gives them, and applies the settings below over them. The
+	// caller checks them (internal/podman's ParseRun).
+	Options []string
 
 	// Ports are the container ports published for each route, on
 	// 127.0.0.1 at host ports the runtime chooses.

@@ -26,8 +26,9 @@ type fakeRuntime struct {
 	startErr func(id string) error
 	// exec, if set, answers Exec; else exit code 0.
 	exec func(id string, argv []string) (int, string, error)
-	// health, if set, answers HealthCheck; else "healthy".
-	health func(id string) (string, error)
+	// health is the health check of created containers; nil means the
+	// default, a check of "/bin/check" with Podman's default settings.
+	health *HealthCheck
 	// pullErr is what Pull returns; nil means the pull adds the image.
 	pullErr error
 	// logs is what Logs returns.
@@ -220,10 +221,10 @@ func (f *fakeRuntime) Create(ctx context.Context, spec ContainerSpec) (string, e
 		name: spec.Name,
 		spec: spec,
 		info: ContainerInfo{
-			ID:             id,
-			ImageID:        f.images[spec.Image],
-			Labels:         maps.Clone(spec.Labels),
-			HasHealthcheck: !f.noHealthcheck,
+			ID:      id,
+			ImageID: f.images[spec.Image],
+			Labels:  maps.Clone(spec.Labels),
+			Health:  f.healthCheck(),
 		},
 		exited: make(chan struct{}),
 	}
@@ -321,12 +322,15 @@ func (f *fakeRuntime) Exec(ctx context.Context, id string, argv []string) (int, 
 	return 0, "", nil
 }
 
-func (f *fakeRuntime) HealthCheck(ctx context.Context, id string) (string, error) {
-	f.called("HealthCheck")
-	if f.health != nil {
-		return f.health(id)
+// healthCheck is the health check of a created container.
+func (f *fakeRuntime) healthCheck() *HealthCheck {
+	switch {
+	case f.noHealthcheck:
+		return nil
+	case f.health != nil:
+		return f.health
 	}
-	return "healthy", nil
+	return &HealthCheck{Test: []string{"CMD", "/bin/check"}}
 }
 
 func (f *fakeRuntime) Logs(ctx context.Context, id string, n int) ([]string, error) {

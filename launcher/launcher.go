@@ -71,6 +71,7 @@ func New(cfg Config) (*Launcher, error) {
 	}
 	// Keep a copy the caller cannot change under us.
 	cfg.Command = slices.Clone(cfg.Command)
+	cfg.Options = slices.Clone(cfg.Options)
 	cfg.Ports = slices.Clone(cfg.Ports)
 	cfg.Env = slices.Clone(cfg.Env)
 	cfg.Volumes = slices.Clone(cfg.Volumes)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -806,29 +807,64 @@ func TestStartPullsMissingImage(t *testing.T) {
 }
 
 func TestHealthcheckProbe(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newFakeRuntime()
-		var mu sync.Mutex
-		checks := 0
-		f.health = func(string) (string, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			checks++
-			if checks < 3 {
-				return "unhealthy", nil
-			}
-			return "healthy", nil
-		}
-		cfg := testConfig(t, f)
-		cfg.Ready = spec.Probe{Kind: spec.ProbeHealthcheck}
-		l := runLauncher(t, cfg)
-		if err := l.Start(t.Context()); err != nil {
-			t.Fatalf("Start: %v", err)
-		}
-		if got := f.count("HealthCheck"); got != 3 {
-			t.Errorf("healthchecks: got %d; want 3", got)
-		}
-	})
+	tests := []struct {
+		name    string
+		health  *HealthCheck
+		passAt  int    // the check passes from this run on; 0: never
+		want    string // "" for ready, else in the error
+		took    time.Duration
+		wantRun []string
+	}{
+		{name: "exec form, ready at the first success", health: &HealthCheck{Test: []string{"CMD", "/bin/check", "-q"}},
+			passAt: 3, wantRun: []string{"/bin/check", "-q"}},
+		{name: "shell form", health: &HealthCheck{Test: []string{"CMD-SHELL", "curl -f http://localhost/ || exit 1"}},
+			passAt: 1, wantRun: []string{"/bin/sh", "-c", "curl -f http://localhost/ || exit 1"}},
+		// Never healthy: failed once Retries runs Interval apart have
+		// failed after the start period, long before the ready timeout.
+		{name: "unhealthy", health: &HealthCheck{Test: []string{"CMD", "/bin/check"}, Interval: 2 * time.Second, Retries: 3, StartPeriod: 5 * time.Second},
+			want: "the health check failed 3 times in a row, 2s apart, after its start period of 5s", took: 9 * time.Second},
+		{name: "unhealthy, Podman's defaults", health: &HealthCheck{Test: []string{"CMD", "/bin/check"}},
+			want: "3 times in a row, 30s apart", took: 60 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeRuntime()
+				f.health = tt.health
+				var mu sync.Mutex
+				var runs int
+				var argv []string
+				f.exec = func(_ string, a []string) (int, string, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					runs++
+					argv = a
+					if tt.passAt > 0 && runs >= tt.passAt {
+						return 0, "", nil
+					}
+					return 1, "not yet", nil
+				}
+				cfg := testConfig(t, f)
+				cfg.Ready = spec.Probe{Kind: spec.ProbeHealthcheck}
+				cfg.ReadyTimeout = 10 * time.Minute
+				l := runLauncher(t, cfg)
+				began := time.Now()
+				err := l.Start(t.Context())
+				if tt.want == "" {
+					if err != nil || runs != tt.passAt || !slices.Equal(argv, tt.wantRun) {
+						t.Fatalf("Start: %v after %d runs of %q; want ready at run %d of %q", err, runs, argv, tt.passAt, tt.wantRun)
+					}
+					return
+				}
+				if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("Start: %v; want ErrNotReady saying %q", err, tt.want)
+				}
+				if took := time.Since(began); took < tt.took || took > tt.took+time.Second {
+					t.Errorf("Start failed after %s; want %s (start period + (retries-1) × interval)", took, tt.took)
+				}
+			})
+		})
+	}
 }
 
 func TestHealthcheckProbeWithoutHealthcheck(t *testing.T) {
@@ -840,8 +876,8 @@ func TestHealthcheckProbeWithoutHealthcheck(t *testing.T) {
 		l := runLauncher(t, cfg)
 		began := time.Now()
 		err := l.Start(t.Context())
-		if err == nil || !strings.Contains(err.Error(), "has no HEALTHCHECK") {
-			t.Fatalf("Start: got %v; want an error saying the image has no HEALTHCHECK", err)
+		if err == nil || !strings.Contains(err.Error(), "has no health check") {
+			t.Fatalf("Start: got %v; want an error saying the container has no health check", err)
 		}
 		if took := time.Since(began); took != 0 {
 			t.Errorf("Start took %s; want it to fail at once, not at the ready timeout", took)

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ type probeTarget struct {
 	addrs   map[ContainerPort]string // host address of each published port
 	tcpAddr string                   // host address of the first tcp port
 	notify  *notifySocket            // open for the notify probe
+	health  *HealthCheck             // the container's health check, if any
 	// refused is set once a tcp probe's connect was refused: then no
 	// port forwarder answers for the container (rootful Podman's ports
 	// are kernel NAT), so a connection that is accepted reached the
@@ -52,12 +54,14 @@ func (l *Launcher) probeOnce(ctx context.Context, p spec.Probe, t probeTarget) e
 		}
 		return nil
 	case spec.ProbeHealthcheck:
-		status, err := l.rt.HealthCheck(ctx, t.id)
+		// Run as Podman runs it, but not through Podman's own check: that
+		// would count this fast polling in the container's health state.
+		code, out, err := l.rt.Exec(ctx, t.id, t.health.Argv())
 		if err != nil {
 			return err
 		}
-		if status != "healthy" {
-			return fmt.Errorf("healthcheck status %q", status)
+		if code != 0 {
+			return fmt.Errorf("health check exited with code %d: %s", code, trimOutput(out))
 		}
 		return nil
 	case spec.ProbeNotify:
@@ -139,4 +143,55 @@ func trimOutput(s string) string {
 		return "no output"
 	}
 	return s
+}
+
+// Podman's defaults for a health check's settings left at zero.
+const (
+	healthInterval = 30 * time.Second
+	healthTimeout  = 30 * time.Second
+	healthRetries  = 3
+)
+
+// healthStreak counts a health check's failures while a start polls it,
+// the way Podman counts them when it runs the check every Interval: a
+// failure before StartPeriod has passed does not count, and one counts
+// only if it comes Interval or more after the last one counted. Retries
+// counted failures make the start fail: the image is unhealthy.
+type healthStreak struct {
+	interval, startPeriod, checkTimeout time.Duration
+	retries                             int
+	start                               time.Time
+	counted                             int
+	last                                time.Time
+}
+
+func newHealthStreak(h *HealthCheck, start time.Time) *healthStreak {
+	s := &healthStreak{interval: healthInterval, checkTimeout: healthTimeout, retries: healthRetries, start: start}
+	if h != nil {
+		s.startPeriod = h.StartPeriod
+		s.interval = cmp.Or(h.Interval, s.interval)
+		s.checkTimeout = cmp.Or(h.Timeout, s.checkTimeout)
+		s.retries = cmp.Or(h.Retries, s.retries)
+	}
+	return s
+}
+
+// timeout bounds one run of the check.
+func (s *healthStreak) timeout() time.Duration { return s.checkTimeout }
+
+// failed counts a failure at now and reports whether the check has now
+// failed Retries times in a row.
+func (s *healthStreak) failed(now time.Time) bool {
+	if now.Sub(s.start) < s.startPeriod {
+		return false
+	}
+	if s.counted == 0 || now.Sub(s.last) >= s.interval {
+		s.counted++
+		s.last = now
+	}
+	return s.counted >= s.retries
+}
+
+func (s *healthStreak) String() string {
+	return fmt.Sprintf("the health check failed %d times in a row, %s apart, after its start period of %s", s.counted, s.interval, s.startPeriod)
 }

@@ -3,6 +3,7 @@ package launcher
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lazypod/lazypod/internal/spec"
@@ -51,10 +52,6 @@ type Runtime interface {
 	// code and combined output.
 	Exec(ctx context.Context, id string, argv []string) (exitCode int, output string, err error)
 
-	// HealthCheck runs the healthcheck of container id once and returns
-	// the resulting status: "healthy", "unhealthy" or "starting".
-	HealthCheck(ctx context.Context, id string) (status string, err error)
-
 	// Logs returns up to the last n lines the container id wrote to
 	// stdout and stderr.
 	Logs(ctx context.Context, id string, n int) ([]string, error)
@@ -74,8 +71,11 @@ func (p ContainerPort) String() string {
 // ContainerSpec is everything the launcher sets when it creates a
 // container. Its canonical JSON, hashed, is the io.lazypod.hash label.
 type ContainerSpec struct {
-	Name    string
-	Image   string
+	Name  string
+	Image string
+	// Options are podman run options, as podman --remote run takes them;
+	// the settings below apply over them.
+	Options []string          `json:",omitempty"`
 	Command []string          `json:",omitempty"`
 	Env     []string          `json:",omitempty"` // KEY=VALUE
 	Ports   []ContainerPort   `json:",omitempty"` // published on 127.0.0.1, host port chosen by the engine
@@ -95,10 +95,36 @@ type ContainerInfo struct {
 	Running bool
 	// ExitCode is the exit code of the last run, when not Running.
 	ExitCode int
-	// HasHealthcheck reports whether the container has a healthcheck,
-	// usually inherited from the image's HEALTHCHECK.
-	HasHealthcheck bool
+	// Health is the container's health check, from its run options or
+	// the image's HEALTHCHECK; nil if it has none.
+	Health *HealthCheck
 	// HostPorts maps each published container port to the host port the
 	// engine chose. It is filled in only while the container runs.
 	HostPorts map[ContainerPort]uint16
+}
+
+// HealthCheck is a container's health check, as Podman keeps it.
+type HealthCheck struct {
+	// Test is the check: ["CMD-SHELL", "command line"], run with
+	// /bin/sh -c, or ["CMD", "argv0", "argv1", ...], run as it is.
+	Test        []string
+	Interval    time.Duration // between checks; 0: Podman's default, 30s
+	Timeout     time.Duration // of one check; 0: Podman's default, 30s
+	StartPeriod time.Duration // failures before its end do not count
+	Retries     int           // failures in a row that make it unhealthy; 0: Podman's default, 3
+}
+
+// Argv returns the command the check runs in the container, or nil if Test
+// runs nothing (NONE, or malformed).
+func (h *HealthCheck) Argv() []string {
+	if h == nil || len(h.Test) < 2 {
+		return nil
+	}
+	switch h.Test[0] {
+	case "CMD-SHELL":
+		return []string{"/bin/sh", "-c", strings.Join(h.Test[1:], " ")}
+	case "CMD":
+		return h.Test[1:]
+	}
+	return nil
 }

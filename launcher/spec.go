@@ -11,13 +11,14 @@ import (
 
 // specVersion is part of every hash: bump it when the way the launcher
 // creates containers changes, so existing containers are recreated.
-const specVersion = 1
+const specVersion = 2
 
 // containerSpec returns the container c describes, labels included.
 func (c *Config) containerSpec() ContainerSpec {
 	s := ContainerSpec{
 		Name:    c.Name,
 		Image:   c.Image,
+		Options: c.Options,
 		Command: c.Command,
 		Env:     c.Env,
 		Memory:  c.Memory,

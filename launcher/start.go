@@ -297,10 +297,10 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTa
 			return probeTarget{}, l.exitError(ctx, id, info.ExitCode)
 		}
 	}
-	if l.probe.Kind == spec.ProbeHealthcheck && !info.HasHealthcheck {
-		return probeTarget{}, fmt.Errorf("probing with healthcheck: image %q has no HEALTHCHECK", l.cfg.Image)
+	if l.probe.Kind == spec.ProbeHealthcheck && info.Health.Argv() == nil {
+		return probeTarget{}, fmt.Errorf("probing with healthcheck: container of image %q has no health check: set HealthCmd= (podman run --health-cmd) or choose another probe", l.cfg.Image)
 	}
-	t := probeTarget{id: id, addrs: make(map[ContainerPort]string)}
+	t := probeTarget{id: id, addrs: make(map[ContainerPort]string), health: info.Health}
 	for _, cp := range l.spec.Ports {
 		hp, ok := info.HostPorts[cp]
 		if !ok {
@@ -323,6 +323,10 @@ func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) e
 	}
 	interval := probeMinInterval
 	var last error
+	var streak *healthStreak
+	if p.Kind == spec.ProbeHealthcheck {
+		streak = newHealthStreak(t.health, time.Now())
+	}
 	for attempt := 1; ; attempt++ {
 		limit := probeMaxAttempt
 		switch p.Kind {
@@ -330,6 +334,8 @@ func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) e
 			limit = tcpMaxAttempt
 		case spec.ProbeNotify:
 			limit = interval // the attempt itself waits for a message
+		case spec.ProbeHealthcheck:
+			limit = streak.timeout()
 		}
 		actx, cancel := context.WithTimeout(ctx, limit)
 		err := l.probeOnce(actx, p, t)
@@ -342,6 +348,9 @@ func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) e
 			return nil
 		}
 		last = err
+		if streak != nil && streak.failed(time.Now()) {
+			return fmt.Errorf("probing with healthcheck: %w: %s; last: %v", ErrNotReady, streak, err)
+		}
 		wait := interval
 		if p.Kind == spec.ProbeNotify {
 			wait = 0

@@ -535,8 +535,22 @@ func TestFaultCrashLoop(t *testing.T) {
 	if len(starts) < 3 {
 		t.Fatalf("%d starts in %s; want the crash loop to have been tried a few times", len(starts), window)
 	}
-	if first, last := starts[1].Sub(starts[0]), starts[len(starts)-1].Sub(starts[len(starts)-2]); last < first+time.Second {
-		t.Errorf("gaps between starts do not grow: first %s, last %s", first, last)
+	// Each gap is the time Podman takes to report the exit (about 1.2 to
+	// 1.8s, as the machine goes) plus the delay before the next start:
+	// the delays logged must double, and the gaps grow with them.
+	var logged []time.Duration
+	for _, m := range regexp.MustCompile(`keeps dying" service=\S+ delay=(\S+)`).FindAllStringSubmatch(logs.String(), -1) {
+		if d, err := time.ParseDuration(m[1]); err == nil {
+			logged = append(logged, d)
+		}
+	}
+	for i := 1; i < len(logged); i++ {
+		if logged[i] < logged[i-1]*3/2 {
+			t.Errorf("delays logged do not grow: %v", logged)
+		}
+	}
+	if first, last := starts[1].Sub(starts[0]), starts[len(starts)-1].Sub(starts[len(starts)-2]); len(logged) > 1 && last < first+logged[len(logged)-2]/2 {
+		t.Errorf("gaps between starts do not grow with the delays %v: first %s, last %s", logged, first, last)
 	}
 	if delays == 0 {
 		t.Errorf("log does not report the backoff:\n%s", logs.String())

@@ -47,7 +47,9 @@ func TestServeUsageErrors(t *testing.T) {
 		{name: "bad flow-idle-timeout", args: []string{"serve", "--image", "nginx", "--port", "80", "--flow-idle-timeout", "x"}, want: `invalid --flow-idle-timeout "x"`},
 		{name: "update: bad format", args: []string{"update", "--format", "yaml"}, want: `invalid --format "yaml": valid formats are "table", "json"`},
 		{name: "update: bad timeout", args: []string{"update", "--timeout", "0"}, want: `invalid --timeout "0": must be more than 0`},
-		{name: "serve: bad env file", args: []string{"serve", "--image", "nginx", "--port", "80", "--env-file", "/nonexistent/env", "--listen", "127.0.0.1:0"}, want: `invalid --env-file "/nonexistent/env": open /nonexistent/env: no such file or directory`},
+		{name: "serve: bad env file", args: []string{"serve", "--image", "nginx", "--port", "80", "--env-file", "/nonexistent/env", "--listen", "127.0.0.1:0"}, want: `checking the podman run options "--env-file /nonexistent/env": parsing file "/nonexistent/env": open /nonexistent/env: no such file or directory`},
+		{name: "serve: podman run options", args: []string{"serve", "--port", "80", "--", "--publish", "80:80", "nginx"}, want: `podman run option --publish does not apply to a container started on demand`},
+		{name: "serve: podman run, no image", args: []string{"serve", "--port", "80", "--", "--env", "A=1"}, want: `no image in the podman run command line "--env A=1"`},
 		{name: "status: bad name", args: []string{"status", "-x"}, want: "flag provided but not defined: -x"},
 		{name: "status: bad service name", args: []string{"status", "a/b"}, want: `invalid service name "a/b"`},
 		{name: "rollback: no name", args: []string{"rollback"}, want: "lazypod rollback takes one service NAME, got 0"},
@@ -79,7 +81,7 @@ func TestServeNoSockets(t *testing.T) {
 
 func TestParseServeCommandAndDefaults(t *testing.T) {
 	t.Setenv("STATE_DIRECTORY", "/state/a:/state/b")
-	o, err := parseServe([]string{"--image", "docker.io/library/nginx:latest", "--port", "80", "--", "nginx", "-g", "daemon off;"}, &bytes.Buffer{})
+	o, _, err := parseServe([]string{"--image", "docker.io/library/nginx:latest", "--port", "80", "--", "nginx", "-g", "daemon off;"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func TestParseServeCommandAndDefaults(t *testing.T) {
 	if o.StateDir != "/state/a" {
 		t.Errorf("StateDir = %q; want /state/a", o.StateDir)
 	}
-	o, err = parseServe([]string{"--image", "nginx", "--port", "80", "--exit-on-idle=false"}, &bytes.Buffer{})
+	o, _, err = parseServe([]string{"--image", "nginx", "--port", "80", "--exit-on-idle=false"}, &bytes.Buffer{})
 	if err != nil || o.ExitOnIdle == nil || *o.ExitOnIdle {
 		t.Fatalf("--exit-on-idle=false: got %v, %v; want explicit false", o.ExitOnIdle, err)
 	}

@@ -90,8 +90,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		var o *spec.Serve
-		if o, err = parseServe(rest, stderr); err == nil {
-			err = serve(ctx, o)
+		var r podman.Run
+		if o, r, err = parseServe(rest, stderr); err == nil {
+			err = serve(ctx, o, r)
 		}
 	case "update":
 		err = runUpdate(ctx, rest, stdout, stderr)

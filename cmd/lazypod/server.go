@@ -41,6 +41,7 @@ const stateLockTimeout = 10 * time.Second
 // update service it wires together.
 type server struct {
 	o         *spec.Serve
+	podmanRun podman.Run // the container's podman run command line
 	log       *slog.Logger
 	sd        systemd.Notifier
 	socks     []systemd.Socket
@@ -53,8 +54,8 @@ type server struct {
 }
 
 // serve runs `lazypod serve` until the idle exit or a signal.
-func serve(ctx context.Context, o *spec.Serve) error {
-	s := &server{o: o}
+func serve(ctx context.Context, o *spec.Serve, run podman.Run) error {
+	s := &server{o: o, podmanRun: run}
 	defer func() { systemd.CloseAll(s.socks) }()
 	if err := s.build(); err != nil {
 		return err
@@ -69,10 +70,6 @@ func (s *server) build() error {
 	base := systemd.Logger(o.LogLevel)
 	s.log = base.With("service", o.Name) // the launcher adds the key itself
 	s.sd = systemd.Notifier{Logger: s.log}
-	env, err := o.Environment(os.LookupEnv)
-	if err != nil {
-		return err
-	}
 	if o.AuthFile != "" {
 		if _, err := os.Stat(o.AuthFile); err != nil {
 			return usagef("invalid --authfile %q: %v: pass a file podman login wrote, e.g. $XDG_RUNTIME_DIR/containers/auth.json", o.AuthFile, errors.Unwrap(err))
@@ -98,7 +95,7 @@ func (s *server) build() error {
 		s.log.Warn("Podman API not reachable yet: serving anyway, each start retries", "err", withHint(err))
 	}
 	s.wireUpdates(pm, skipTLS)
-	cfg := s.launcherConfig(ports, env, base)
+	cfg := s.launcherConfig(ports, base)
 	cfg.Runtime = pm
 	if s.launcher, err = launcher.New(cfg); err != nil {
 		return usagef("%v", err)
@@ -146,12 +143,10 @@ func (s *server) wireUpdates(pm *podman.Client, skipTLS bool) {
 }
 
 // launcherConfig is the launcher's configuration for o.
-func (s *server) launcherConfig(ports []launcher.Port, env []string, base *slog.Logger) launcher.Config {
+func (s *server) launcherConfig(ports []launcher.Port, base *slog.Logger) launcher.Config {
 	o := s.o
 	cfg := launcher.Config{
-		Name: o.Name, Image: o.Image, Command: o.Command, Ports: ports,
-		Env: env, Volumes: o.Volumes, Labels: o.LabelMap(),
-		Memory: int64(o.Memory), CPUs: o.CPUs, User: o.User, Network: o.Network,
+		Name: o.Name, Image: s.podmanRun.Image, Options: s.podmanRun.Options, Command: s.podmanRun.Command, Ports: ports,
 		Ready: o.Ready, ReadyTimeout: o.ReadyTimeout, StopTimeout: o.StopTimeout,
 		RuntimeDir:     systemd.RuntimeDir(o.StateDir),
 		RollbackWindow: o.RollbackWindow,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +36,10 @@ func (c *Client) Inspect(ctx context.Context, name string) (launcher.ContainerIn
 	info := launcher.ContainerInfo{ID: data.ID, ImageID: data.Image}
 	if data.Config != nil {
 		info.Labels = data.Config.Labels
-		info.HasHealthcheck = data.Config.Healthcheck != nil && len(data.Config.Healthcheck.Test) > 0 &&
-			data.Config.Healthcheck.Test[0] != "NONE"
+		if h := data.Config.Healthcheck; h != nil && len(h.Test) > 0 && h.Test[0] != "NONE" {
+			info.Health = &launcher.HealthCheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+				StartPeriod: h.StartPeriod, Retries: h.Retries}
+		}
 	}
 	if data.State != nil {
 		info.Running = data.State.Running
@@ -92,20 +95,33 @@ func (c *Client) Create(ctx context.Context, cs launcher.ContainerSpec) (string,
 	return resp.ID, nil
 }
 
-// specGenerator translates cs into what Podman's create endpoint takes.
+// specGenerator translates cs into what Podman's create endpoint takes:
+// the settings podman --remote run makes of its Options, image and
+// command (see Run), with cs's own settings over them. Ports are published
+// on 127.0.0.1 only, at host ports Podman chooses; cs's labels, env
+// entries and mounts are added to those of the options.
 func specGenerator(cs launcher.ContainerSpec) (*specgen.SpecGenerator, error) {
-	s := specgen.NewSpecGenerator(cs.Image, false)
+	s, err := Run{Options: cs.Options, Image: cs.Image, Command: cs.Command}.spec()
+	if err != nil {
+		return nil, fmt.Errorf("applying the podman run options: %w", err)
+	}
 	s.Name = cs.Name
-	s.Command = cs.Command
-	s.Labels = cs.Labels
-	s.User = cs.User
+	if len(cs.Command) > 0 {
+		s.Command = cs.Command
+	}
+	if cs.User != "" {
+		s.User = cs.User
+	}
+	s.Labels = mergeMap(s.Labels, cs.Labels)
 	if len(cs.Env) > 0 {
-		s.Env = make(map[string]string, len(cs.Env))
+		env := make(map[string]string, len(cs.Env))
 		for _, kv := range cs.Env {
 			k, v, _ := strings.Cut(kv, "=")
-			s.Env[k] = v
+			env[k] = v
 		}
+		s.Env = mergeMap(s.Env, env)
 	}
+	s.PortMappings = nil
 	for _, port := range cs.Ports {
 		s.PortMappings = append(s.PortMappings, nettypes.PortMapping{
 			HostIP:        "127.0.0.1",
@@ -113,39 +129,58 @@ func specGenerator(cs launcher.ContainerSpec) (*specgen.SpecGenerator, error) {
 			Protocol:      string(port.Proto),
 		})
 	}
-	for _, m := range cs.Mounts {
-		if m.IsBind() {
-			s.Mounts = append(s.Mounts, rspec.Mount{
-				Type:        define.TypeBind,
-				Source:      m.Source,
-				Destination: m.Target,
-				Options:     m.Options,
-			})
-			continue
-		}
-		s.Volumes = append(s.Volumes, &specgen.NamedVolume{Name: m.Source, Dest: m.Target, Options: m.Options})
-	}
-	if cs.Memory > 0 || cs.CPUs > 0 {
-		s.ResourceLimits = &rspec.LinuxResources{}
-		if cs.Memory > 0 {
-			s.ResourceLimits.Memory = &rspec.LinuxMemory{Limit: &cs.Memory}
-		}
-		if cs.CPUs > 0 {
-			period := uint64(100000)
-			quota := int64(cs.CPUs * float64(period))
-			s.ResourceLimits.CPU = &rspec.LinuxCPU{Period: &period, Quota: &quota}
-		}
-	}
+	addMounts(s, cs.Mounts)
+	setResources(s, cs)
 	if cs.Network != "" {
 		ns, networks, opts, err := specgen.ParseNetworkFlag([]string{cs.Network})
 		if err != nil {
 			return nil, fmt.Errorf("parsing network %q: %w", cs.Network, err)
 		}
-		s.NetNS = ns
-		s.Networks = networks
-		s.NetworkOptions = opts
+		s.NetNS, s.Networks, s.NetworkOptions = ns, networks, opts
 	}
 	return s, nil
+}
+
+// mergeMap returns base with over's entries added, over's winning.
+func mergeMap(base, over map[string]string) map[string]string {
+	if len(over) == 0 {
+		return base
+	}
+	if base == nil {
+		base = make(map[string]string, len(over))
+	}
+	maps.Copy(base, over)
+	return base
+}
+
+// addMounts adds ms to s: a bind mount for an absolute source, else a
+// named volume.
+func addMounts(s *specgen.SpecGenerator, ms []spec.Volume) {
+	for _, m := range ms {
+		if m.IsBind() {
+			s.Mounts = append(s.Mounts, rspec.Mount{Type: define.TypeBind, Source: m.Source, Destination: m.Target, Options: m.Options})
+			continue
+		}
+		s.Volumes = append(s.Volumes, &specgen.NamedVolume{Name: m.Source, Dest: m.Target, Options: m.Options})
+	}
+}
+
+// setResources sets cs's memory and CPU limits over those of the options.
+func setResources(s *specgen.SpecGenerator, cs launcher.ContainerSpec) {
+	if cs.Memory <= 0 && cs.CPUs <= 0 {
+		return
+	}
+	if s.ResourceLimits == nil {
+		s.ResourceLimits = &rspec.LinuxResources{}
+	}
+	if cs.Memory > 0 {
+		s.ResourceLimits.Memory = &rspec.LinuxMemory{Limit: &cs.Memory}
+	}
+	if cs.CPUs > 0 {
+		period := uint64(100000)
+		quota := int64(cs.CPUs * float64(period))
+		s.ResourceLimits.CPU = &rspec.LinuxCPU{Period: &period, Quota: &quota}
+	}
 }
 
 // Start starts the created or stopped container id.
@@ -207,20 +242,6 @@ func (c *Client) Wait(ctx context.Context, id string) (int, error) {
 		return 0, apiError(err)
 	}
 	return int(code), nil
-}
-
-// HealthCheck runs the healthcheck of container id once and returns its
-// status: "healthy", "unhealthy" or "starting".
-func (c *Client) HealthCheck(ctx context.Context, id string) (string, error) {
-	cctx, err := c.call(ctx)
-	if err != nil {
-		return "", err
-	}
-	res, err := containers.RunHealthCheck(cctx, id, nil)
-	if err != nil {
-		return "", apiError(err)
-	}
-	return res.Status, nil
 }
 
 // Logs returns up to the last n lines container id wrote to stdout and

@@ -337,7 +337,6 @@ func TestPodmanHangingCallsEndAtDeadline(t *testing.T) {
 		{name: "Remove", call: func(ctx context.Context) error { return c.Remove(ctx, "svc", time.Second) }},
 		{name: "Wait", call: func(ctx context.Context) error { _, err := c.Wait(ctx, "svc"); return err }},
 		{name: "Exec", call: func(ctx context.Context) error { _, _, err := c.Exec(ctx, "svc", []string{"true"}); return err }},
-		{name: "HealthCheck", call: func(ctx context.Context) error { _, err := c.HealthCheck(ctx, "svc"); return err }},
 		{name: "Logs", call: func(ctx context.Context) error { _, err := c.Logs(ctx, "svc", 10); return err }},
 	}
 	for _, tt := range tests {

@@ -40,8 +40,10 @@ func Usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// ParseServe parses the arguments of `lazypod serve`, flags and then the
-// container's command after "--", into serve's defaults. Every value is
+// ParseServe parses the arguments of `lazypod serve` into serve's
+// defaults: flags, then after "--" the container's command (with --image),
+// or a podman run command line, [OPTIONS...] IMAGE [COMMAND...] (without),
+// kept in Run for Podman's own parser. Every value is
 // checked by this package's parser of its kind; an error matches ErrUsage
 // and names the bad value. --help gives flag.ErrHelp. Name defaults to the
 // image's; PodmanURL and StateDir stay empty for the caller's defaults.
@@ -53,11 +55,14 @@ func ParseServe(args []string) (Serve, error) {
 	if err := fs.parse(args); err != nil {
 		return s, err
 	}
-	if fs.NArg() > 0 {
-		s.Command = fs.Args()
+	tail := fs.Args()
+	if n := len(tail); n > 0 && (len(args) <= n || args[len(args)-n-1] != "--") {
+		return s, Usagef("unexpected argument %q: put the container's command after --, e.g. lazypod serve --image IMG -- /bin/app --flag", tail[0])
 	}
-	if n := len(s.Command); n > 0 && (len(args) <= n || args[len(args)-n-1] != "--") {
-		return s, Usagef("unexpected argument %q: put the container's command after --, e.g. lazypod serve --image IMG -- /bin/app --flag", s.Command[0])
+	if len(tail) > 0 && s.Image != "" {
+		s.Command = tail
+	} else if len(tail) > 0 {
+		s.Run = tail
 	}
 	return s, s.check()
 }
@@ -72,10 +77,10 @@ func PrintServeFlags(w io.Writer) {
 
 // check checks what involves several flags.
 func (s *Serve) check() error {
-	if s.Image == "" {
-		return Usagef("missing --image: name the container image to run, e.g. --image docker.io/library/nginx:latest")
+	if s.Image == "" && len(s.Run) == 0 {
+		return Usagef("missing --image: name the container image to run, e.g. --image docker.io/library/nginx:latest, or give a podman run command line after --")
 	}
-	if s.Name == "" {
+	if s.Name == "" && s.Image != "" {
 		s.Name = DefaultName(s.Image)
 		if err := CheckName(s.Name); err != nil {
 			return Usagef("invalid --name %q (from the image): %v: pass --name", s.Name, err)
@@ -84,8 +89,13 @@ func (s *Serve) check() error {
 	if len(s.Ports) == 0 {
 		return Usagef("missing --port: name the container port each socket forwards to, e.g. --port 8080")
 	}
-	if err := s.AutoUpdate.CheckImage(s.Image); err != nil {
-		return Usagef("invalid --image %q for --auto-update %s: %v", s.Image, s.AutoUpdate, err)
+	return s.CheckPolicy()
+}
+
+// CheckPolicy checks that the update policy can check the image.
+func (s *Serve) CheckPolicy() error {
+	if err := s.AutoUpdate.CheckImage(s.Image); s.Image != "" && err != nil {
+		return Usagef("invalid image %q for --auto-update %s: %v", s.Image, s.AutoUpdate, err)
 	}
 	return nil
 }
@@ -307,6 +317,9 @@ func (s Serve) Args() [][]string {
 	dur("update-interval", s.UpdateInterval, def.UpdateInterval)
 	if len(s.Command) > 0 {
 		out = append(out, append([]string{"--"}, s.Command...))
+	}
+	if len(s.Run) > 0 {
+		out = append(out, append([]string{"--"}, s.Run...))
 	}
 	return out
 }

@@ -36,6 +36,12 @@ func TestServeArgsRoundTrip(t *testing.T) {
 	}{
 		{name: "every setting", s: full()},
 		{name: "defaults", s: func() Serve { s := Defaults(); s.Name, s.Image, s.Ports = "x", "x", []Port{{Port: 1}}; return s }()},
+		{name: "a podman run command line", s: func() Serve {
+			s := Defaults()
+			s.Name, s.Ports = "web", []Port{{Port: 80}}
+			s.Run = []string{"--env", "A=1", "--health-cmd", "curl -f http://localhost/ || exit 1", "docker.io/library/nginx:latest", "nginx", "-g", "daemon off;"}
+			return s
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +67,7 @@ func TestParseServeErrors(t *testing.T) {
 		want string
 	}{
 		{name: "no image", args: []string{"--port", "80"}, want: "missing --image"},
+		{name: "stray argument", args: []string{"--port", "80", "nginx"}, want: `unexpected argument "nginx": put the container's command after --`},
 		{name: "bad memory", args: []string{"--image", "x", "--port", "80", "--memory", "lots"}, want: `invalid --memory "lots": not a size`},
 		{name: "bad boolean", args: []string{"--image", "x", "--port", "80", "--exit-on-idle=maybe"}, want: `invalid --exit-on-idle "maybe": not a boolean`},
 		{name: "bad user", args: []string{"--image", "x", "--port", "80", "--user", "a b"}, want: `invalid --user "a b": want USER[:GROUP]`},

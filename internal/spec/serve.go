@@ -12,7 +12,11 @@ import (
 type Serve struct {
 	Name    string   // --name: service and container name
 	Image   string   // --image: the reference to run
-	Command []string // after --: the container's command; nil for the image's
+	Command []string // after -- with --image: the container's command; nil for the image's
+	// Run is what follows -- without --image: a podman run command line,
+	// [OPTIONS...] IMAGE [COMMAND...], which Podman's own parser reads
+	// (internal/podman's ParseRun). nil with --image.
+	Run     []string
 	Ports   []Port   // --port
 	Listens []Listen // --listen: sockets to bind when systemd passes none
 
@@ -58,19 +62,16 @@ func Defaults() Serve {
 	}
 }
 
-// Environment returns the container's environment: the files of EnvFiles
-// read in order (see ReadEnvFile; lookup gives bare KEYs their values),
-// then Env. A file that cannot be read is an error that matches ErrUsage.
-func (s Serve) Environment(lookup func(string) (string, bool)) ([]string, error) {
-	var env []string
-	for _, f := range s.EnvFiles {
-		e, err := ReadEnvFile(f, lookup)
-		if err != nil {
-			return nil, &FlagError{Flag: "env-file", Value: f, Err: err}
-		}
-		env = append(env, e...)
+// RunOptions returns the container settings of serve's own flags as the
+// podman run options they stand for, so that they mean what they mean to
+// podman run: --env, --env-file, --volume, --label, --memory, --cpus,
+// --user and --network.
+func (s Serve) RunOptions() []string {
+	var out []string
+	for _, g := range s.containerArgs() {
+		out = append(out, g...)
 	}
-	return append(env, s.Env...), nil
+	return out
 }
 
 // LabelMap returns Labels by key; a key given twice takes its last value.

@@ -1,8 +1,6 @@
 package spec
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -129,30 +127,6 @@ func TestDefaultName(t *testing.T) {
 				t.Fatalf("DefaultName(%q) = %q; want %q", tt.image, got, tt.want)
 			}
 		})
-	}
-}
-
-func TestReadEnvFile(t *testing.T) {
-	dir := t.TempDir()
-	name := filepath.Join(dir, "env")
-	t.Setenv("LAZYPOD_TEST_FROM_ENV", "inherited")
-	content := "# comment\n\nA=1\nB=two words\nLAZYPOD_TEST_FROM_ENV\nLAZYPOD_TEST_UNSET_XYZ\n"
-	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadEnvFile(name, os.LookupEnv)
-	want := []string{"A=1", "B=two words", "LAZYPOD_TEST_FROM_ENV=inherited"}
-	if err != nil || strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("ReadEnvFile = %q, %v; want %q", got, err, want)
-	}
-
-	bad := filepath.Join(dir, "bad")
-	os.WriteFile(bad, []byte("OK=1\nnot a pair\n"), 0o600)
-	if _, err := ReadEnvFile(bad, os.LookupEnv); err == nil || !strings.Contains(err.Error(), "line 2") {
-		t.Fatalf("ReadEnvFile(bad, os.LookupEnv) error = %v; want one naming line 2", err)
-	}
-	if _, err := ReadEnvFile(filepath.Join(dir, "missing"), os.LookupEnv); err == nil || !strings.Contains(err.Error(), "no such file") {
-		t.Fatalf("ReadEnvFile(missing) error = %v; want no such file", err)
 	}
 }
 

@@ -1,10 +1,8 @@
 package spec
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"strings"
 )
@@ -102,48 +100,4 @@ func CheckAbsPath(s string) error {
 		return errors.New("not an absolute path: write it from /, e.g. /etc/app/app.env")
 	}
 	return nil
-}
-
-// systemdOwnVars are what systemd tells lazypod itself; a bare KEY line in
-// an env file never passes them on to the container.
-var systemdOwnVars = map[string]bool{
-	"LISTEN_PID": true, "LISTEN_FDS": true, "LISTEN_FDNAMES": true,
-	"NOTIFY_SOCKET": true, "WATCHDOG_PID": true, "WATCHDOG_USEC": true,
-}
-
-// ReadEnvFile reads a podman-style env file: KEY=VALUE lines, blank lines
-// and # comments skipped, a bare KEY taking its value from lookup (the
-// process environment), except for the variables systemd sets for lazypod
-// itself.
-func ReadEnvFile(name string, lookup func(string) (string, bool)) ([]string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var env []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		t := strings.TrimSpace(sc.Text())
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		key, _, hasValue := strings.Cut(t, "=")
-		if key == "" || strings.ContainsAny(key, " \t") {
-			return nil, fmt.Errorf("line %d: %q is not KEY=VALUE", line, t)
-		}
-		if !hasValue {
-			v, ok := lookup(key)
-			if !ok || systemdOwnVars[key] {
-				continue
-			}
-			t = key + "=" + v
-		}
-		env = append(env, t)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return env, nil
 }
