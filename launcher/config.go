@@ -66,9 +66,12 @@ const (
 // Config describes one service's container and how to run it. Only Name,
 // Image and Runtime are required.
 type Config struct {
-	// Name is the container's name, also the service name in logs and
-	// labels. Required.
+	// Name is the service's name, in logs and in the container's labels,
+	// and the container's name unless ContainerName is set. Required.
 	Name string
+	// ContainerName is the container's name when it is not Name, as
+	// Quadlet's ContainerName= (systemd-NAME by default) makes it.
+	ContainerName string
 	// Image is the image reference. Required. If it is not in local
 	// storage, the first start pulls it.
 	Image string
@@ -213,6 +216,14 @@ func (c *Config) firstTCP() (Port, bool) {
 	return Port{}, false
 }
 
+// container is the container's name.
+func (c *Config) container() string {
+	if c.ContainerName != "" {
+		return c.ContainerName
+	}
+	return c.Name
+}
+
 // notifySocketPath is where the notify probe's socket is made on the host.
 func (c *Config) notifySocketPath() string {
 	return filepath.Join(c.RuntimeDir, c.Name+".notify")
@@ -229,7 +240,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("missing container name")
 	}
 	if err := spec.CheckName(c.Name); err != nil {
-		return fmt.Errorf("invalid container name %q: %w", c.Name, err)
+		return fmt.Errorf("invalid service name %q: %w", c.Name, err)
+	}
+	if err := spec.CheckName(c.container()); err != nil {
+		return fmt.Errorf("invalid container name %q: %w", c.container(), err)
 	}
 	if c.Image == "" {
 		return fmt.Errorf("missing image")

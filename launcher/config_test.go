@@ -22,7 +22,8 @@ func TestNewValidates(t *testing.T) {
 		{name: "udp only defaults to none", change: func(c *Config) { c.Ports = []Port{{Route: "dns", Port: 53, Proto: spec.ProtoUDP}} }},
 		{name: "no ports defaults to none", change: func(c *Config) { c.Ports = nil }},
 		{name: "missing name", change: func(c *Config) { c.Name = "" }, wantErr: "missing container name"},
-		{name: "bad name", change: func(c *Config) { c.Name = "-x" }, wantErr: `invalid container name "-x"`},
+		{name: "bad name", change: func(c *Config) { c.Name = "-x" }, wantErr: `invalid service name "-x"`},
+		{name: "bad container name", change: func(c *Config) { c.ContainerName = "-y" }, wantErr: `invalid container name "-y"`},
 		{name: "missing image", change: func(c *Config) { c.Image = "" }, wantErr: "missing image"},
 		{name: "missing runtime", change: func(c *Config) { c.Runtime = nil }, wantErr: "missing runtime"},
 		{name: "duplicate route", change: func(c *Config) { c.Ports = append(c.Ports, Port{Route: "web", Port: 9000}) }, wantErr: `duplicate route "web"`},
@@ -120,7 +121,7 @@ func TestContainerSpec(t *testing.T) {
 		Ready:      spec.Probe{Kind: spec.ProbeNotify},
 		RuntimeDir: "/run/lz",
 	}
-	s := c.containerSpec()
+	s := c.ContainerSpec()
 	if got, want := len(s.Ports), 2; got != want {
 		t.Errorf("published ports: got %v; want %d (8080/tcp once, 53/udp)", s.Ports, want)
 	}
@@ -153,7 +154,7 @@ func TestSpecHash(t *testing.T) {
 			Labels: map[string]string{"x": "1", "y": "2", "z": "3"},
 		}
 	}
-	hash := func(c Config) string { return c.containerSpec().Labels[LabelHash] }
+	hash := func(c Config) string { return c.ContainerSpec().Labels[LabelHash] }
 	want := hash(base())
 	if len(want) != 64 {
 		t.Fatalf("hash: got %q; want 64 hex digits", want)

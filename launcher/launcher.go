@@ -34,6 +34,10 @@ type Launcher struct {
 	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
 	http  *http.Client
 
+	// renamedGone: no container of the service's earlier name is left
+	// (see removeRenamed). Read and set by starts, one at a time.
+	renamedGone bool
+
 	wg      sync.WaitGroup // start and watch goroutines, waited for by Run
 	running chan struct{}  // closed once Run has begun
 
@@ -85,7 +89,7 @@ func New(cfg Config) (*Launcher, error) {
 		running: make(chan struct{}),
 		state:   StateStopped,
 	}
-	l.spec = cfg.containerSpec()
+	l.spec = cfg.ContainerSpec()
 	l.http = newProbeClient(l.dial)
 	return l, nil
 }

@@ -98,6 +98,9 @@ type ContainerInfo struct {
 	// Health is the container's health check, from its run options or
 	// the image's HEALTHCHECK; nil if it has none.
 	Health *HealthCheck
+	// HostNetwork is a container in the host's network namespace: its
+	// ports are the host's own, and the engine publishes none.
+	HostNetwork bool
 	// HostPorts maps each published container port to the host port the
 	// engine chose. It is filled in only while the container runs.
 	HostPorts map[ContainerPort]uint16

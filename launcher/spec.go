@@ -13,10 +13,11 @@ import (
 // creates containers changes, so existing containers are recreated.
 const specVersion = 2
 
-// containerSpec returns the container c describes, labels included.
-func (c *Config) containerSpec() ContainerSpec {
+// ContainerSpec returns the container c describes, labels included: what
+// the launcher asks the Runtime to create.
+func (c *Config) ContainerSpec() ContainerSpec {
 	s := ContainerSpec{
-		Name:    c.Name,
+		Name:    c.container(),
 		Image:   c.Image,
 		Options: c.Options,
 		Command: c.Command,

@@ -239,7 +239,10 @@ func (l *Launcher) pullImage(ctx context.Context) (string, error) {
 // An existing container of the same name that is not lazypod's is left
 // alone.
 func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerInfo, error) {
-	name := l.cfg.Name
+	name := l.cfg.container()
+	if err := l.removeRenamed(ctx); err != nil {
+		return ContainerInfo{}, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	info, ok, err := l.rt.Inspect(cctx, name)
 	cancel()
@@ -247,8 +250,8 @@ func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerI
 		return ContainerInfo{}, fmt.Errorf("inspecting container: %w", causeOf(ctx, err))
 	}
 	if ok {
-		if info.Labels[LabelService] != name {
-			return ContainerInfo{}, fmt.Errorf("checking container: %w (it lacks the label %s=%s)", ErrNotOurs, LabelService, name)
+		if info.Labels[LabelService] != l.cfg.Name {
+			return ContainerInfo{}, fmt.Errorf("checking container %s: %w (it lacks the label %s=%s)", name, ErrNotOurs, LabelService, l.cfg.Name)
 		}
 		reason := ""
 		switch {
@@ -279,6 +282,30 @@ func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerI
 	return ContainerInfo{ID: id}, nil
 }
 
+// removeRenamed removes the service's container of an earlier name: one
+// called Name, when ContainerName names the container now (a definition
+// that lazypod before Quadlet's naming gave NAME, now systemd-NAME). Only
+// a stopped container with the service's label is removed.
+func (l *Launcher) removeRenamed(ctx context.Context) error {
+	if l.cfg.container() == l.cfg.Name || l.renamedGone {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	info, ok, err := l.rt.Inspect(cctx, l.cfg.Name)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("inspecting container: %w", causeOf(ctx, err))
+	}
+	if ok && info.Labels[LabelService] == l.cfg.Name && !info.Running {
+		l.log.Info("removing the service's container of its earlier name", "container", l.cfg.Name, "now", l.cfg.container())
+		if err := l.remove(ctx, info.ID); err != nil {
+			return fmt.Errorf("removing the container of the earlier name %s: %w", l.cfg.Name, err)
+		}
+	}
+	l.renamedGone = true
+	return nil
+}
+
 // target inspects the started container id for what the probes and Addr
 // need: its host ports.
 func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTarget, error) {
@@ -303,6 +330,9 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTa
 	t := probeTarget{id: id, addrs: make(map[ContainerPort]string), health: info.Health}
 	for _, cp := range l.spec.Ports {
 		hp, ok := info.HostPorts[cp]
+		if info.HostNetwork {
+			hp, ok = cp.Port, true // the host's own port
+		}
 		if !ok {
 			return probeTarget{}, fmt.Errorf("reading published ports: container port %s has no host port", cp)
 		}

@@ -10,25 +10,42 @@ import (
 
 // Definition is a parsed, validated NAME.lazypod file. Parse fills it; a
 // Definition made by hand should hold what Parse would accept.
+//
+// Values are unit-file values, as in Quadlet's files: systemd expands
+// the specifiers in them (%h, %i) when it reads the generated units, and
+// the environment references ($VAR, ${VAR}) of the container's command
+// line, from the service's Environment=.
 type Definition struct {
-	Name string // unit name: the file's base name without .lazypod
+	Name string // unit name: the file's base name without .lazypod, "web" or "web@" for a template
 	Path string // the file it came from
 
-	// [Container], Quadlet's names.
-	Image            string      // Image=: the reference to run
-	ContainerName    string      // ContainerName=: also lazypod's service name; Parse defaults it to Name
-	Exec             []string    // Exec=: the container's command, split into words; nil: the image's
-	Environment      []string    // Environment=: KEY=VALUE, in file order
-	EnvironmentFiles []string    // EnvironmentFile=: absolute paths, read by lazypod serve at start
-	Volumes          []string    // Volume=: SRC:DST[:OPTS]
-	Labels           []string    // Label=: KEY=VALUE, in file order
-	User             string      // User=: "" for the image's
-	Group            string      // Group=: only with User
-	Network          string      // Network=: "" for Podman's default
-	AutoUpdate       spec.Policy // AutoUpdate=: registry or local; "" for no updates
-	HealthCmd        string      // HealthCmd=: readiness probe exec:HealthCmd unless Ready is set
-	Notify           Notify      // Notify=: readiness from the image's healthcheck or the container's READY=1
-	Memory           spec.Size   // Memory=: as podman's --memory; 0 for no limit
+	// Template is NAME@.lazypod: the units are templates, NAME@.socket and
+	// NAME@.service, and %i is each instance's name.
+	Template bool
+
+	// From [Container] and [Quadlet], as Quadlet reads them.
+
+	// ContainerName is the container's name as Quadlet makes it:
+	// ContainerName=, else systemd-%N, or systemd-%p_%i for a template or
+	// an instance.
+	ContainerName string
+	// Run is the podman run command line Quadlet makes of the keys:
+	// options (--name first), IMAGE, COMMAND... Lazypod's own parts are
+	// left out: --replace, --rm, --cgroups=split, --sdnotify, -d,
+	// --publish, and the auto-update label; lazypod serve does those.
+	Run        []string
+	Image      string      // the image, as in Run (a .image or .build unit's resolved)
+	AutoUpdate spec.Policy // AutoUpdate=: registry or local; "" for no updates
+	Notify     Notify      // Notify=: readiness from the health check or the container's READY=1
+	HealthCmd  bool        // the container has a health check of its own: HealthCmd= or --health-cmd
+	// ExecReload is Quadlet's ExecReload= for ReloadCmd= or
+	// ReloadSignal= ("" for none).
+	ExecReload string
+	// Unit holds NAME.service's [Unit] entries as Quadlet writes them: the
+	// file's own, with dependencies on Quadlet units translated (After=
+	// db.container becomes After=db.service), and Quadlet's additions
+	// (the services of the networks and volumes the container uses).
+	Unit []Entry
 
 	// Listeners are PublishPort= ([Container]) and ListenUnix= ([Lazypod])
 	// in file order. Parse makes sure there is at least one and no two
@@ -40,8 +57,10 @@ type Definition struct {
 	Ready        spec.Probe     // Ready=; see Probe
 	ReadyTimeout *time.Duration // ReadyTimeout=
 	IdleTimeout  *time.Duration // IdleTimeout=: 0 never stops the container
-	StopTimeout  *time.Duration // StopTimeout=
-	UDPTimeout   *time.Duration // UDPTimeout=
+	// StopTimeout is StopTimeout= of [Lazypod], or of [Container] (as
+	// podman run --stop-timeout).
+	StopTimeout *time.Duration
+	UDPTimeout  *time.Duration // UDPTimeout=
 	// MaxConnections caps open TCP connections (MaxConnections=); 0
 	// means lazypod's default, sized to the open-file limit; -1 no cap.
 	MaxConnections int
@@ -57,11 +76,12 @@ type Definition struct {
 	LogLevel        string         // LogLevel=: debug, info, warn or error
 	PodmanURL       string         // PodmanURL=: "" for the system socket, or the user's with RenderOptions.User
 
-	// Passthrough holds the [Unit], [Socket], [Service] and [Install]
-	// entries, in file order, keyed by section name. They are appended to
-	// the generated units' sections: [Unit] and [Service] to NAME.service,
-	// [Socket] and [Install] to every socket unit.
+	// Passthrough holds the entries of the other sections, in file order,
+	// keyed by section name: [Socket] and [Install] go to every socket
+	// unit, [Service] and any other section to NAME.service.
 	Passthrough map[string][]Entry
+	// Sections are the other sections' names in file order.
+	Sections []string
 }
 
 // Entry is one Key=Value line of a pass-through section, its value with
@@ -115,15 +135,15 @@ func (l Listener) proto() string {
 }
 
 // Probe is the readiness probe lazypod serve runs, its --ready: Ready if
-// set, else exec:HealthCmd, else healthcheck for Notify=healthy or notify
-// for Notify=yes. The zero Probe leaves lazypod serve's default (tcp, or
-// none when every port is UDP).
+// set; else, as Quadlet's Notify= says when the container is ready, the
+// health check for Notify=healthy and the container's READY=1 for
+// Notify=yes; else the container's health check if it has one of its own.
+// The zero Probe leaves lazypod serve's default (the health check given in
+// the command line, else tcp, or none when every port is UDP).
 func (d *Definition) Probe() spec.Probe {
 	switch {
 	case d.Ready.Kind != "":
 		return d.Ready
-	case d.HealthCmd != "":
-		return spec.Probe{Kind: spec.ProbeExec, Arg: d.HealthCmd}
 	case d.Notify == NotifyHealthy:
 		return spec.Probe{Kind: spec.ProbeHealthcheck}
 	case d.Notify == NotifyYes:
@@ -163,12 +183,22 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// Service is lazypod's name of the service, for its state and the
+// container's label (lazypod status NAME, lazypod update NAME): the
+// definition's name, or PREFIX-%i for a template or an instance.
+func (d *Definition) Service() string {
+	if prefix, _, at := strings.Cut(d.Name, "@"); at {
+		return prefix + "-%i"
+	}
+	return d.Name
+}
+
 // Serve returns the settings lazypod serve gets from the units rendered
 // with o: serve's defaults, and what d sets. Its PodmanURL is the one
 // ExecStart= names, with %t left for systemd to expand in user units.
 func (d *Definition) Serve(o RenderOptions) spec.Serve {
 	s := spec.Defaults()
-	s.Name, s.Image, s.Command = d.ContainerName, d.Image, d.Exec
+	s.Name, s.Run = d.Service(), d.Run
 	for _, u := range groupSockets(d) {
 		s.Ports = append(s.Ports, spec.Port{FDName: u.fdName, Port: u.port, Proto: spec.Protocol(u.proto)})
 	}
@@ -198,16 +228,7 @@ func (d *Definition) Serve(o RenderOptions) spec.Serve {
 	if d.LogLevel != "" {
 		s.LogLevel = d.LogLevel
 	}
-	s.Env, s.EnvFiles, s.Labels = d.Environment, d.EnvironmentFiles, d.Labels
-	for _, v := range d.Volumes {
-		vol, _ := spec.ParseVolume(v) // checked by Parse
-		s.Volumes = append(s.Volumes, vol)
-	}
-	s.Memory, s.CPUs, s.Network = d.Memory, d.CPUs, d.Network
-	s.User = d.User
-	if d.Group != "" {
-		s.User += ":" + d.Group
-	}
+	s.CPUs = d.CPUs
 	if d.AutoUpdate != "" {
 		s.AutoUpdate = d.AutoUpdate
 	}

@@ -22,6 +22,9 @@ type RenderOptions struct {
 	// service gets only the hardening a user manager can apply
 	// (NoNewPrivileges=yes).
 	User bool
+	// Quadlet finds the Quadlet units a definition names (Network=
+	// web.network); nil: none.
+	Quadlet *Quadlet
 }
 
 // File is one generated unit file.
@@ -47,13 +50,15 @@ const (
 // (NAME.socket for the first listener's, NAME-FDNAME.socket for the
 // others: systemd names the descriptors of one socket unit alike),
 // NAME.service, and with AutoUpdate set NAME-update.service and
-// NAME-update.timer. The files are sorted by name and their content is
-// stable.
+// NAME-update.timer; for a template NAME@.lazypod, the template units
+// NAME@.socket, NAME-FDNAME@.socket, NAME@.service, NAME-update@.service
+// and NAME-update@.timer. The files are sorted by name and their content
+// is stable.
 func Render(d *Definition, o RenderOptions) ([]File, error) {
 	if !path.IsAbs(o.Binary) || strings.ContainsFunc(o.Binary, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return nil, fmt.Errorf("rendering units of %s: binary %q is not an absolute path", d.Name, o.Binary)
 	}
-	if d.Image == "" || len(d.Listeners) == 0 || d.ContainerName == "" {
+	if len(d.Run) == 0 || len(d.Listeners) == 0 || d.ContainerName == "" {
 		return nil, fmt.Errorf("rendering units of %s: %w", d.Name, errIncomplete)
 	}
 	if d.Probe().Kind == spec.ProbeNotify {
@@ -61,26 +66,54 @@ func Render(d *Definition, o RenderOptions) ([]File, error) {
 		if o.User {
 			dir = strings.Repeat("x", userRuntimeDirMax)
 		}
-		if p := dir + "/lazypod/" + d.Name + "/" + d.ContainerName + ".notify"; len(p) > maxSocketPath {
-			return nil, &Error{Path: d.Path, Section: SectionContainer, Key: "ContainerName", Value: d.ContainerName,
-				Msg: fmt.Sprintf("the notify probe's socket path would be %d bytes, more than a unix socket's %d: use a shorter file name or ContainerName=", len(p), maxSocketPath)}
+		name, _ := sample(d.Service())
+		if p := dir + "/lazypod/" + d.Name + "/" + name + ".notify"; len(p) > maxSocketPath {
+			return nil, &Error{Path: d.Path, Section: SectionContainer,
+				Msg: fmt.Sprintf("the notify probe's socket path would be %d bytes, more than a unix socket's %d: use a shorter file name", len(p), maxSocketPath)}
 		}
 	}
 	r := renderer{d: d, o: o, sockets: groupSockets(d)}
-	files := []File{{Name: d.Name + ".service", Content: r.service()}}
+	files := []File{{Name: d.unitName("", "service"), Content: r.service()}}
 	for _, s := range r.sockets {
 		files = append(files, File{Name: s.unit, Content: r.socket(s)})
 	}
 	if d.AutoUpdate != "" {
 		files = append(files,
-			File{Name: d.Name + "-update.service", Content: r.updateService()},
-			File{Name: d.Name + "-update.timer", Content: r.updateTimer()})
+			File{Name: d.unitName("-update", "service"), Content: r.updateService()},
+			File{Name: d.unitName("-update", "timer"), Content: r.updateTimer()})
 	}
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
 	return files, nil
 }
 
-var errIncomplete = errors.New("definition has no image, listener or container name: make it with Parse")
+// unitName names one of d's units: NAME+suffix.ext, or for a template or
+// an instance PREFIX+suffix@INSTANCE.ext ("" for a template).
+func (d *Definition) unitName(suffix, ext string) string {
+	prefix, instance, at := strings.Cut(d.Name, "@")
+	if !at {
+		return prefix + suffix + "." + ext
+	}
+	return prefix + suffix + "@" + instance + "." + ext
+}
+
+// label names d in descriptions: NAME, or PREFIX@%i for a template.
+func (d *Definition) label() string {
+	if d.Template {
+		return d.Name + "%i"
+	}
+	return d.Name
+}
+
+// serviceOf names the service unit an instance of d's units runs:
+// NAME.service, or for a template PREFIX@%i.service.
+func (d *Definition) serviceOf() string {
+	if d.Template {
+		return strings.TrimSuffix(d.Name, "@") + "@%i.service"
+	}
+	return d.unitName("", "service")
+}
+
+var errIncomplete = errors.New("definition has no command line, listener or container name: make it with Parse")
 
 // socketUnit is one generated socket unit: the listeners of one
 // FileDescriptorName.
@@ -99,9 +132,9 @@ func groupSockets(d *Definition) []socketUnit {
 	for _, l := range d.Listeners {
 		i := slices.IndexFunc(out, func(s socketUnit) bool { return s.fdName == l.FDName() })
 		if i < 0 {
-			unit := d.Name + ".socket"
+			unit := d.unitName("", "socket")
 			if len(out) > 0 {
-				unit = d.Name + "-" + l.FDName() + ".socket"
+				unit = d.unitName("-"+l.FDName(), "socket")
 			}
 			out = append(out, socketUnit{unit: unit, fdName: l.FDName(), port: l.Port, proto: l.proto()})
 			i = len(out) - 1
@@ -147,18 +180,18 @@ func (r *renderer) socket(s socketUnit) string {
 	var u unitFile
 	u.header(r.d)
 	u.section("Unit")
-	u.set("Description", fmt.Sprintf("%s: listener for container port %d/%s", r.d.Name, s.port, s.proto))
+	u.set("Description", fmt.Sprintf("%s: listener for container port %d/%s", r.d.label(), s.port, s.proto))
 	u.section("Socket")
 	for _, l := range s.listeners {
 		key := "ListenStream"
 		if l.Network == NetworkUDP {
 			key = "ListenDatagram"
 		}
-		u.set(key, escapeSpecifiers(l.Address))
+		u.set(key, l.Address)
 	}
 	u.set("FileDescriptorName", s.fdName)
-	if s.unit != r.d.Name+".socket" {
-		u.set("Service", r.d.Name+".service")
+	if s.unit != r.d.unitName("", "socket") {
+		u.set("Service", r.d.serviceOf())
 	}
 	u.entries(r.d.Passthrough["Socket"])
 	u.section("Install")
@@ -215,17 +248,22 @@ func (r *renderer) service() string {
 	var u unitFile
 	u.header(d)
 	u.section("Unit")
-	if !slices.ContainsFunc(d.Passthrough["Unit"], func(e Entry) bool { return e.Key == "Description" }) {
-		u.set("Description", fmt.Sprintf("%s: %s on demand (lazypod)", d.Name, d.Image))
+	if !slices.ContainsFunc(d.Unit, func(e Entry) bool { return e.Key == "Description" }) {
+		u.set("Description", fmt.Sprintf("%s: %s on demand (lazypod)", d.label(), d.Image))
 	}
 	units := make([]string, len(r.sockets))
 	for i, s := range r.sockets {
 		units[i] = s.unit
 	}
+	if d.Template {
+		for i, s := range r.sockets {
+			units[i] = strings.Replace(s.unit, "@.", "@%i.", 1)
+		}
+	}
 	u.set("Requires", strings.Join(units, " "))
 	u.set("After", strings.Join(units, " "))
 	r.podmanDeps(&u)
-	u.entries(d.Passthrough["Unit"])
+	u.entries(d.Unit)
 
 	u.section("Service")
 	u.set("Type", "notify")
@@ -233,10 +271,16 @@ func (r *renderer) service() string {
 	if len(units) > 1 {
 		u.set("Sockets", strings.Join(units, " "))
 	}
-	lines := argLines(append([][]arg{plain(r.o.Binary, "serve")}, r.serveArgs()...))
+	lines := []string{quoteArg(r.o.Binary) + " serve"}
+	for _, g := range r.d.Serve(r.o).Args() {
+		lines = append(lines, cmdline(g))
+	}
 	u.set("ExecStart", strings.Join(lines, " \\\n\t"))
+	if d.ExecReload != "" {
+		u.set("ExecReload", d.ExecReload)
+	}
 	u.set("StateDirectory", "lazypod")
-	u.set("RuntimeDirectory", "lazypod/"+d.Name)
+	u.set("RuntimeDirectory", "lazypod/"+d.label())
 	u.set("RuntimeDirectoryMode", "0700") // the notify probe's socket lives there
 	u.set("RuntimeDirectoryPreserve", "no")
 	u.set("Restart", "on-abnormal")
@@ -247,76 +291,21 @@ func (r *renderer) service() string {
 	u.set("TimeoutStopSec", stopTimeoutSec(stop))
 	r.hardening(&u)
 	u.entries(d.Passthrough["Service"])
+	for _, sec := range d.Sections {
+		switch sec {
+		case "Unit", "Service", "Socket", "Install":
+			continue
+		}
+		u.section(sec)
+		u.entries(d.Passthrough[sec])
+	}
 	return u.b.String()
 }
 
-// arg is one word of a generated command line.
-type arg struct {
-	s string
-	// verbatim words hold systemd specifiers of lazypod's own, such as %t,
-	// and are written as they are; every other word is quoted so that the
-	// program gets it unchanged.
-	verbatim bool
-}
-
-func (a arg) quoted() string {
-	if a.verbatim {
-		return a.s
-	}
-	return quoteArg(a.s)
-}
-
-// argLines quotes the groups of words for ExecStart=, one group a line.
-func argLines(groups [][]arg) []string {
-	lines := make([]string, len(groups))
-	for i, g := range groups {
-		q := make([]string, len(g))
-		for j, a := range g {
-			q[j] = a.quoted()
-		}
-		lines[i] = strings.Join(q, " ")
-	}
-	return lines
-}
-
-// plain makes words to be quoted.
-func plain(ss ...string) []arg {
-	out := make([]arg, len(ss))
-	for i, s := range ss {
-		out[i] = arg{s: s}
-	}
-	return out
-}
-
-func (r *renderer) podmanURL() arg {
-	switch {
-	case r.d.PodmanURL != "":
-		return arg{s: r.d.PodmanURL}
-	case r.o.User:
-		return arg{s: userPodmanURL, verbatim: true}
-	}
-	return arg{s: rootfulPodmanURL}
-}
-
-// serveArgs returns lazypod serve's arguments after "serve", a flag and
-// its value per group, as spec.Serve.Args gives them for d's settings:
-// every one that is not serve's default. The user units' Podman URL holds
-// %t for systemd to expand.
-func (r *renderer) serveArgs() [][]arg {
-	var out [][]arg
-	for _, g := range r.d.Serve(r.o).Args() {
-		group := plain(g...)
-		if g[0] == "--podman-url" {
-			group[1] = r.podmanURL()
-		}
-		out = append(out, group)
-	}
-	return out
-}
-
 // updateArgs returns the update service's command line.
-func (r *renderer) updateArgs() []arg {
-	return append(plain(r.o.Binary, "update", "--podman-url"), r.podmanURL(), arg{s: r.d.ContainerName})
+func (r *renderer) updateArgs() string {
+	s := r.d.Serve(r.o)
+	return quoteArg(r.o.Binary) + " update " + cmdline([]string{"--podman-url", s.PodmanURL, s.Name})
 }
 
 func (r *renderer) updateService() string {
@@ -324,7 +313,7 @@ func (r *renderer) updateService() string {
 	var u unitFile
 	u.header(d)
 	u.section("Unit")
-	u.set("Description", fmt.Sprintf("%s: image update check (lazypod)", d.Name))
+	u.set("Description", fmt.Sprintf("%s: image update check (lazypod)", d.label()))
 	u.set("Wants", "network-online.target")
 	u.set("After", "network-online.target")
 	r.podmanDeps(&u)
@@ -333,7 +322,7 @@ func (r *renderer) updateService() string {
 	// One check, bounded by lazypod update's --timeout (10 minutes),
 	// and the time to reach Podman.
 	u.set("TimeoutStartSec", "15min")
-	u.set("ExecStart", argLines([][]arg{r.updateArgs()})[0])
+	u.set("ExecStart", r.updateArgs())
 	u.set("StateDirectory", "lazypod")
 	r.hardening(&u)
 	return u.b.String()
@@ -343,7 +332,7 @@ func (r *renderer) updateTimer() string {
 	var u unitFile
 	u.header(r.d)
 	u.section("Unit")
-	u.set("Description", fmt.Sprintf("%s: daily image update check (lazypod)", r.d.Name))
+	u.set("Description", fmt.Sprintf("%s: daily image update check (lazypod)", r.d.label()))
 	u.section("Timer")
 	u.set("OnCalendar", "daily")
 	u.set("RandomizedDelaySec", "900")

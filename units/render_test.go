@@ -1,6 +1,7 @@
 package units
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"os"
@@ -27,13 +28,20 @@ var goldenCases = []struct {
 	{"mixed-user", "mixed.lazypod", true},
 	{"passthrough", "passthrough.lazypod", false},
 	{"quoting", "quoting.lazypod", false},
+	{"template", "template@.lazypod", false},
 }
 
 func renderFile(t *testing.T, file string, o RenderOptions) []File {
 	t.Helper()
-	d, err := ParseFile(filepath.Join("testdata", file))
+	b, err := os.ReadFile(filepath.Join("testdata", file))
 	if err != nil {
-		t.Fatalf("ParseFile: %v", err)
+		t.Fatal(err)
+	}
+	// A fixed path: Quadlet writes it (SourcePath=) and resolves relative
+	// paths against it.
+	d, err := Parse("/etc/containers/systemd/"+file, bytes.NewReader(b), o)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
 	}
 	files, err := Render(d, o)
 	if err != nil {
@@ -119,9 +127,9 @@ func TestRenderUnits(t *testing.T) {
 			[]string{"Requires=podman.socket", "ProtectSystem=strict"}},
 		{"system podman socket", base, RenderOptions{}, "web.service",
 			[]string{"Wants=podman.socket", "\t--podman-url unix:///run/podman/podman.sock", "ProtectSystem=strict", "CapabilityBoundingSet="}, []string{"Requires=podman.socket"}},
-		{"own podman URL", base + "[Lazypod]\nPodmanURL=unix:///srv/100%/podman.sock\n", RenderOptions{}, "web.service",
+		{"own podman URL", base + "[Lazypod]\nPodmanURL=unix:///srv/100%%/podman.sock\n", RenderOptions{}, "web.service",
 			[]string{"\t--podman-url unix:///srv/100%%/podman.sock"}, []string{"Requires=podman.socket", "After=podman.socket"}},
-		{"unix path with percent", base + "[Lazypod]\nListenUnix=/run/100%/web.sock:81\n", RenderOptions{}, "web-tcp-81.socket",
+		{"unix path with percent", base + "[Lazypod]\nListenUnix=/run/100%%/web.sock:81\n", RenderOptions{}, "web-tcp-81.socket",
 			[]string{"ListenStream=/run/100%%/web.sock", "FileDescriptorName=tcp-81", "Service=web.service"}, nil},
 		{"first socket is NAME.socket", base, RenderOptions{}, "web.socket",
 			[]string{"ListenStream=8080", "FileDescriptorName=tcp-80", "WantedBy=sockets.target"}, []string{"Service=web.service"}},
@@ -132,13 +140,24 @@ func TestRenderUnits(t *testing.T) {
 			[]string{"Description=Web"}, []string{"Description=web: docker.io/library/nginx:latest on demand (lazypod)"}},
 		{"update service", "[Container]\nImage=docker.io/library/nginx:latest\nContainerName=nginx\nPublishPort=80:80\nAutoUpdate=registry\n",
 			RenderOptions{Binary: "/opt/lazy pod/lazypod"}, "web-update.service",
-			[]string{`ExecStart="/opt/lazy pod/lazypod" update --podman-url unix:///run/podman/podman.sock nginx`, "Type=oneshot", "StateDirectory=lazypod"}, nil},
+			[]string{`ExecStart="/opt/lazy pod/lazypod" update --podman-url unix:///run/podman/podman.sock web`, "Type=oneshot", "StateDirectory=lazypod"}, nil},
+		{"template service", base + "PublishPort=127.0.0.1:%i:53/udp\n", RenderOptions{}, "web@.service",
+			[]string{"Requires=web@%i.socket web-udp-53@%i.socket", "Sockets=web@%i.socket web-udp-53@%i.socket", "\t--name web-%i",
+				"\t-- --name systemd-%p_%i docker.io/library/nginx:latest", "RuntimeDirectory=lazypod/web@%i"}, nil},
+		{"template socket", base + "PublishPort=127.0.0.1:%i:53/udp\n", RenderOptions{}, "web-udp-53@.socket",
+			[]string{"ListenDatagram=127.0.0.1:%i", "Service=web@%i.service"}, nil},
+		{"template update", base + "AutoUpdate=local\n", RenderOptions{}, "web-update@.service",
+			[]string{"ExecStart=/usr/local/bin/lazypod update --podman-url unix:///run/podman/podman.sock web-%i"}, nil},
 		{"update timer", base + "AutoUpdate=local\n", RenderOptions{}, "web-update.timer",
 			[]string{"OnCalendar=daily", "RandomizedDelaySec=900", "Persistent=true", "WantedBy=timers.target"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := parseString(t, tt.text)
+			path := "/etc/containers/systemd/web.lazypod"
+			if strings.HasPrefix(tt.name, "template") {
+				path = "/etc/containers/systemd/web@.lazypod"
+			}
+			d, err := Parse(path, strings.NewReader(tt.text), RenderOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,17 +204,16 @@ func TestRenderErrors(t *testing.T) {
 	if _, err := Render(&Definition{Name: "web"}, RenderOptions{Binary: "/bin/true"}); !errors.Is(err, errIncomplete) {
 		t.Errorf("Render of an empty definition: got %v; want %v", err, errIncomplete)
 	}
-	long, err := Parse("/etc/"+strings.Repeat("w", 40)+".lazypod", strings.NewReader(base+"ContainerName="+strings.Repeat("c", 40)+"\nNotify=yes\n"))
+	long, err := Parse("/etc/"+strings.Repeat("w", 40)+".lazypod", strings.NewReader(base+"Notify=yes\n"), RenderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Render(long, RenderOptions{Binary: "/bin/true"}); err != nil {
-		t.Errorf("Render of system units with an 99-byte notify socket path: %v", err)
+		t.Errorf("Render of system units with a 101-byte notify socket path: %v", err)
 	}
 	_, err = Render(long, RenderOptions{Binary: "/bin/true", User: true})
-	const want = "ContainerName=" // the key to change
-	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "notify probe's socket path") {
-		t.Errorf("Render of user units with a long notify socket path: got %v; want an error naming %s", err, want)
+	if err == nil || !strings.Contains(err.Error(), "notify probe's socket path") || !strings.Contains(err.Error(), "shorter file name") {
+		t.Errorf("Render of user units with a long notify socket path: got %v; want an error asking for a shorter file name", err)
 	}
 }
 

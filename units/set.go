@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containers/podman/v5/pkg/systemd/parser"
 	"github.com/lazypod/lazypod/internal/atomicfile"
 )
 
@@ -35,7 +36,7 @@ func RenderFiles(paths []string, o RenderOptions) (Set, error) {
 		if abs, err := filepath.Abs(p); err == nil {
 			p = abs // the units' header names the file to edit
 		}
-		d, err := ParseFile(p)
+		d, err := ParseFile(p, o)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -90,33 +91,33 @@ func GeneratedFrom(content string) (path string, ok bool) {
 }
 
 // ContainerOf returns the container name in the ExecStart= of a service
-// unit lazypod wrote (its --name), and ok false if there is none.
+// unit lazypod wrote: the --name that starts its podman run options, else
+// lazypod serve's; ok is false if there is none, or if it holds specifiers (a
+// template's).
 func ContainerOf(content string) (name string, ok bool) {
-	var exec strings.Builder
-	in := false
-	for _, line := range strings.Split(content, "\n") {
-		if v, found := strings.CutPrefix(line, "ExecStart="); found {
-			in = true
-			line = v
-		} else if !in {
-			continue
-		}
-		cont := strings.HasSuffix(line, "\\")
-		exec.WriteString(strings.TrimSuffix(line, "\\") + " ")
-		if !cont {
-			break
-		}
+	f := parser.NewUnitFile()
+	if err := f.Parse(content); err != nil {
+		return "", false
 	}
-	words, err := splitWords(exec.String())
+	words, _, err := f.LookupLastArgs("Service", "ExecStart")
 	if err != nil {
 		return "", false
 	}
-	for i, w := range words {
-		if w == "--name" && i+1 < len(words) {
-			return strings.ReplaceAll(words[i+1], "%%", "%"), true
+	for i := 0; i+1 < len(words); i++ {
+		if words[i] == "--name" {
+			name = words[i+1] // serve's
+		}
+		if words[i] == "--" {
+			if i+2 < len(words) && words[i+1] == "--name" {
+				name = words[i+2] // podman run's, first as lazypod writes it
+			}
+			break
 		}
 	}
-	return "", false
+	if name == "" || hasSpecifier(name) {
+		return "", false
+	}
+	return strings.ReplaceAll(name, "%%", "%"), true
 }
 
 // SearchDirs are where definition files are looked for, in order, as

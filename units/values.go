@@ -11,61 +11,52 @@ import (
 	"github.com/lazypod/lazypod/internal/spec"
 )
 
-// The checks of values lazypod serve takes too are package spec's, so a
-// definition that parses gives a service that starts. Those here are the
-// definition file's own: Quadlet's PublishPort=, User= and Group=, and the
-// paths where a systemd specifier would be expanded.
+// The checks of values lazypod serve takes too are package spec's, and
+// the container's settings are Podman's (internal/podman's ParseRun).
+// Those here are the definition file's own: PublishPort= as a socket unit
+// can listen on it, and ListenUnix=.
 
 // checkName checks a service or container name.
 func checkName(s string) error { return spec.CheckName(s) }
-
-// checkAbsPath checks a path of a file lazypod serve opens.
-func checkAbsPath(s string) error {
-	if err := spec.CheckAbsPath(s); err != nil {
-		if strings.Contains(s, "%") {
-			return errors.New("not an absolute path (systemd specifiers such as %h are not expanded): write it from /, e.g. /etc/app/app.env")
-		}
-		return err
-	}
-	return nil
-}
-
-// checkVolume checks Volume=, as lazypod serve's --volume.
-func checkVolume(s string) error {
-	_, err := spec.ParseVolume(s)
-	if err != nil && strings.Contains(s, "%") {
-		return fmt.Errorf("%v (systemd specifiers such as %%h are not expanded)", err)
-	}
-	return err
-}
-
-// userPart checks User= or Group=: one user or group, the other in its
-// own key.
-func userPart(s string) error {
-	if strings.Contains(s, ":") {
-		return errors.New("want one user or group name or number, without ':': put the group in Group=")
-	}
-	return spec.CheckUser(s)
-}
-
-// checkKeyValue checks an Environment= or Label= word.
-func checkKeyValue(s string) error {
-	if err := spec.CheckKeyValue(s); err != nil {
-		return fmt.Errorf("%v: quote a pair that holds spaces, e.g. \"KEY=two words\"", err)
-	}
-	return nil
-}
 
 // publish is a parsed PublishPort=.
 type publish struct {
 	ip       netip.Addr // invalid: every address
 	hostPort uint16
+	// fuzzy is an address that holds specifiers: systemd knows it, lazypod
+	// checked a sample.
+	fuzzy bool
 	Listener
 }
 
 // parsePublishPort parses Quadlet's PublishPort= as far as a socket can
-// serve it: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], IPv6 in brackets.
-func parsePublishPort(s string) (publish, error) {
+// serve it: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], IPv6 in brackets. The
+// IP and the host port may hold specifiers (PublishPort=%i:80 in a
+// template), checked with samples and left for systemd to expand; the
+// container port names the socket and is a number.
+func parsePublishPort(raw string) (publish, error) {
+	s, err := sample(raw)
+	if err != nil {
+		return publish{}, err
+	}
+	p, err := parsePublishValue(s)
+	if err != nil || !hasSpecifier(raw) {
+		return p, err
+	}
+	rest := raw
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 && !strings.Contains(rest[i:], "%") {
+		rest = rest[:i]
+	}
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 || hasSpecifier(rest[i:]) {
+		return p, errors.New("the container port must be a number, without specifiers: it names the socket")
+	}
+	p.Address, p.fuzzy = rest[:i], true
+	return p, nil
+}
+
+// parsePublishValue parses a PublishPort= without specifiers.
+func parsePublishValue(s string) (publish, error) {
 	const want = "want [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], e.g. 127.0.0.1:8080:80 or 53:53/udp"
 	var p publish
 	p.Network = NetworkTCP

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,16 +119,20 @@ func TestRenderedExecStartParsesBack(t *testing.T) {
 	for _, path := range defs {
 		for _, user := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s user=%v", filepath.Base(path), user), func(t *testing.T) {
-				d, err := units.ParseFile(path)
+				o := units.RenderOptions{Binary: "/usr/bin/lazypod", User: user}
+				d, err := units.ParseFile(path, o)
 				if err != nil {
 					t.Fatal(err)
 				}
-				o := units.RenderOptions{Binary: "/usr/bin/lazypod", User: user}
 				files, err := units.Render(d, o)
 				if err != nil {
 					t.Fatal(err)
 				}
-				args := execStart(t, files, d.Name+".service")
+				unit := d.Name // as systemd expands the specifiers, for an instance
+				if strings.HasSuffix(unit, "@") {
+					unit += "inst"
+				}
+				args := expand(execStart(t, files, d.Name+".service"), unit)
 				if args[0] != "/usr/bin/lazypod" || args[1] != "serve" {
 					t.Fatalf("ExecStart = %q; want /usr/bin/lazypod serve ...", args)
 				}
@@ -135,7 +140,11 @@ func TestRenderedExecStartParsesBack(t *testing.T) {
 				if err != nil {
 					t.Fatalf("parsing ExecStart %q: %v", args, err)
 				}
-				if want := d.Serve(o); !reflect.DeepEqual(got, want) {
+				want, err := spec.ParseServe(expand(slices.Concat(d.Serve(o).Args()...), unit))
+				if err != nil {
+					t.Fatalf("the definition's serve arguments: %v", err)
+				}
+				if !reflect.DeepEqual(got, want) {
 					t.Errorf("ExecStart parses to\n%+v\nwant the definition's\n%+v", got, want)
 				}
 			})

@@ -146,7 +146,7 @@ func (s *server) wireUpdates(pm *podman.Client, skipTLS bool) {
 func (s *server) launcherConfig(ports []launcher.Port, base *slog.Logger) launcher.Config {
 	o := s.o
 	cfg := launcher.Config{
-		Name: o.Name, Image: s.podmanRun.Image, Options: s.podmanRun.Options, Command: s.podmanRun.Command, Ports: ports,
+		Name: o.Name, ContainerName: s.podmanRun.Name, Image: s.podmanRun.Image, Options: s.podmanRun.Options, Command: s.podmanRun.Command, Ports: ports,
 		Ready: o.Ready, ReadyTimeout: o.ReadyTimeout, StopTimeout: o.StopTimeout,
 		RuntimeDir:     systemd.RuntimeDir(o.StateDir),
 		RollbackWindow: o.RollbackWindow,

@@ -219,7 +219,7 @@ func TestUnderSystemd(t *testing.T) {
 	// Registered first, so it runs last: after the machine is stopped.
 	t.Cleanup(func() {
 		for _, args := range [][]string{
-			{"rm", "--force", "--ignore", "--time", "0", name, pin},
+			{"rm", "--force", "--ignore", "--time", "0", "systemd-" + name, pin},
 			{"rmi", "--ignore", image, "localhost/lazypod-pin/" + name + ":previous"},
 		} {
 			cmd := exec.Command("podman", append([]string{"--remote", "--url", e.podmanURL}, args...)...)
@@ -309,7 +309,7 @@ WatchdogSec=2s
 	if pids := m.lazypodPIDs(t); len(pids) > 0 {
 		t.Fatalf("lazypod runs in the machine (pids %v) before any connection", pids)
 	}
-	if c := runningContainers(t, e, name); c != "" {
+	if c := runningContainers(t, e, "systemd-"+name); c != "" {
 		t.Fatalf("container %s runs before any connection", c)
 	}
 
@@ -324,7 +324,7 @@ WatchdogSec=2s
 	if len(m.lazypodPIDs(t)) == 0 {
 		t.Fatal("no lazypod process in the machine after the first request")
 	}
-	if c := runningContainers(t, e, name); c != name {
+	if c := runningContainers(t, e, "systemd-"+name); c != "systemd-"+name {
 		t.Fatalf("running containers named %s: %q after the first request; want it running", name, c)
 	}
 	status, _ := m.exec("systemctl", "status", "--no-pager", name+".service") // exit 0: active
@@ -351,7 +351,7 @@ WatchdogSec=2s
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if c := runningContainers(t, e, name); c != "" {
+	if c := runningContainers(t, e, "systemd-"+name); c != "" {
 		t.Fatalf("container %s still runs after the idle stop", c)
 	}
 	if pids := m.lazypodPIDs(t); len(pids) > 0 {
@@ -411,12 +411,12 @@ WatchdogSec=2s
 	if err != nil {
 		t.Fatalf("lazypod units remove in the machine: %v\n%s", err, removed)
 	}
-	for _, want := range []string{"removed container " + name + "-b", "kept /var/lib/lazypod/" + name + "-b.json"} {
+	for _, want := range []string{"removed container systemd-" + name + "-b", "kept /var/lib/lazypod/" + name + "-b.json"} {
 		if !strings.Contains(removed, want) {
 			t.Errorf("units remove said %q; want it to say %q", removed, want)
 		}
 	}
-	if left := e.podman(t, "ps", "-a", "--filter", "name=^"+name+"-b$", "--format", "{{.Names}}"); left != "" {
+	if left := e.podman(t, "ps", "-a", "--filter", "name=^systemd-"+name+"-b$", "--format", "{{.Names}}"); left != "" {
 		t.Errorf("container %s left behind by units remove", left)
 	}
 	if out, err := m.exec("test", "-e", "/etc/systemd/system/"+name+"-b.socket"); err == nil {
@@ -441,14 +441,14 @@ WatchdogSec=2s
 		t.Fatalf("request to the generator's service: %q, %v; want %q", body, err, "v2\n")
 	}
 	t.Cleanup(func() {
-		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", name+"-g").Run()
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", "systemd-"+name+"-g").Run()
 	})
 	m.run(t, "systemctl", "stop", name+"-g.socket", name+"-g.service")
 
 	// Powering off with the service active: systemd stops the service, so
 	// lazypod stops its container, before Podman's API goes away.
 	took := m.stop(t)
-	if c := runningContainers(t, e, name); c != "" {
+	if c := runningContainers(t, e, "systemd-"+name); c != "" {
 		t.Errorf("container %s still runs after the machine powered off (took %s): "+
 			"%s.service must stop before podman.service (After=podman.service)", c, took.Round(time.Millisecond), name)
 	} else if took > 20*time.Second {
@@ -467,7 +467,7 @@ func TestActivationStorm(t *testing.T) {
 	e := needE2E(t)
 	name := uniqueName(t)
 	t.Cleanup(func() {
-		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", name).Run()
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", "systemd-"+name).Run()
 	})
 	port := freePorts(t, 1)[0]
 	def := filepath.Join(t.TempDir(), name+".lazypod")

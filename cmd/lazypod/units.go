@@ -150,7 +150,7 @@ func runUnitsGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	set, rerr := units.RenderFiles(files, units.RenderOptions{Binary: f.bin, User: f.user})
+	set, rerr := units.RenderFiles(files, units.RenderOptions{Binary: f.bin, User: f.user, Quadlet: units.SystemQuadlet(f.user)})
 	return errors.Join(rerr, writeSet(f.output, set, stdout))
 }
 
@@ -167,7 +167,7 @@ func runUnitsInstall(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	set, rerr := units.RenderFiles(files, units.RenderOptions{Binary: f.bin, User: f.user})
+	set, rerr := units.RenderFiles(files, units.RenderOptions{Binary: f.bin, User: f.user, Quadlet: units.SystemQuadlet(f.user)})
 	if len(set.Names) == 0 {
 		return rerr
 	}
@@ -298,7 +298,7 @@ func runGenerator(args []string, user bool, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	set, rerr := units.RenderFiles(units.Find(units.SearchDirs(user)), units.RenderOptions{Binary: bin, User: user})
+	set, rerr := units.RenderFiles(units.Find(units.SearchDirs(user)), units.RenderOptions{Binary: bin, User: user, Quadlet: units.SystemQuadlet(user)})
 	errs := []error{rerr}
 	for _, n := range set.Names {
 		if _, err := units.Write(normal, set.Files[n]); err != nil {

@@ -45,6 +45,7 @@ func (c *Client) Inspect(ctx context.Context, name string) (launcher.ContainerIn
 		info.Running = data.State.Running
 		info.ExitCode = int(data.State.ExitCode)
 	}
+	info.HostNetwork = data.HostConfig != nil && data.HostConfig.NetworkMode == "host"
 	if data.NetworkSettings != nil && info.Running {
 		info.HostPorts = make(map[launcher.ContainerPort]uint16)
 		for key, bindings := range data.NetworkSettings.Ports {
@@ -80,7 +81,7 @@ func parseContainerPort(s string) (launcher.ContainerPort, error) {
 // Create creates a container from cs, without starting it, and returns its
 // ID.
 func (c *Client) Create(ctx context.Context, cs launcher.ContainerSpec) (string, error) {
-	s, err := specGenerator(cs)
+	s, err := SpecGenerator(cs, false)
 	if err != nil {
 		return "", err
 	}
@@ -95,13 +96,14 @@ func (c *Client) Create(ctx context.Context, cs launcher.ContainerSpec) (string,
 	return resp.ID, nil
 }
 
-// specGenerator translates cs into what Podman's create endpoint takes:
+// SpecGenerator translates cs into what Podman's create endpoint takes:
 // the settings podman --remote run makes of its Options, image and
 // command (see Run), with cs's own settings over them. Ports are published
 // on 127.0.0.1 only, at host ports Podman chooses; cs's labels, env
-// entries and mounts are added to those of the options.
-func specGenerator(cs launcher.ContainerSpec) (*specgen.SpecGenerator, error) {
-	s, err := Run{Options: cs.Options, Image: cs.Image, Command: cs.Command}.spec()
+// entries and mounts are added to those of the options. Offline, it reads
+// no file the options name, as CheckRun.
+func SpecGenerator(cs launcher.ContainerSpec, offline bool) (*specgen.SpecGenerator, error) {
+	s, err := Run{Options: cs.Options, Image: cs.Image, Command: cs.Command}.spec(offline)
 	if err != nil {
 		return nil, fmt.Errorf("applying the podman run options: %w", err)
 	}

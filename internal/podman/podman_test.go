@@ -398,7 +398,7 @@ func TestSpecGenerator(t *testing.T) {
 		CPUs:   1.5,
 		User:   "1000:1000",
 	}
-	s, err := specGenerator(cs)
+	s, err := SpecGenerator(cs, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +451,7 @@ func TestSpecGenerator(t *testing.T) {
 	}
 	for _, tt := range networks {
 		t.Run("network "+tt.network, func(t *testing.T) {
-			s, err := specGenerator(launcher.ContainerSpec{Name: "svc", Image: "img", Network: tt.network})
+			s, err := SpecGenerator(launcher.ContainerSpec{Name: "svc", Image: "img", Network: tt.network}, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package podman
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -28,8 +29,12 @@ type Run struct {
 	Command []string
 
 	// What ParseRun found in Options that lazypod itself reads:
+	Name        string         // --name: the container's name, "" if not given
 	StopTimeout *time.Duration // --stop-timeout, if given
-	HealthCmd   bool           // --health-cmd given (and not "none")
+	// HostNetwork: --network host. Podman publishes no ports then: the
+	// container listens on the host's own.
+	HostNetwork bool
+	HealthCmd   bool // --health-cmd given (and not "none")
 }
 
 // refusedOptions are the podman run options that cannot apply to a
@@ -37,7 +42,6 @@ type Run struct {
 var refusedOptions = map[string]string{
 	"publish":        "lazypod listens on the host's ports itself: use PublishPort= (--listen), and lazypod publishes the container's ports on 127.0.0.1",
 	"publish-all":    "lazypod publishes only the ports it forwards to: name them with PublishPort= (--port)",
-	"name":           "lazypod names the container: use ContainerName= (--name)",
 	"pod":            "lazypod runs one container per service, which it starts and stops alone: remove Pod=",
 	"pod-id-file":    "lazypod runs one container per service, which it starts and stops alone: remove it",
 	"sdnotify":       "lazypod tells systemd the service is ready when its sockets listen and waits for the container itself: use Notify= or Ready=",
@@ -61,6 +65,20 @@ var refusedOptions = map[string]string{
 	"cert-dir":       "lazypod pulls with its own settings, and Podman's registries.conf: remove it",
 }
 
+// RunError is what Podman's own parser or checks say of a podman run
+// command line. It matches spec.ErrUsage.
+type RunError struct {
+	What string   // "parsing" or "checking"
+	Args []string // the command line, or its options
+	Msg  string   // Podman's message, one line
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("%s the podman run options %q: %s", e.What, strings.Join(e.Args, " "), e.Msg)
+}
+
+func (e *RunError) Is(target error) bool { return target == spec.ErrUsage }
+
 // ParseRun splits args, what follows "podman run" (options, IMAGE,
 // COMMAND...), with Podman's own flag definitions, and checks the options
 // as podman --remote run does. An option that cannot apply to a container
@@ -69,10 +87,17 @@ var refusedOptions = map[string]string{
 // updater pulls newer images: use AutoUpdate=), a cgroups mode of split,
 // and a passthrough log driver, which remote Podman refuses too. Errors
 // match spec.ErrUsage.
-func ParseRun(args []string) (Run, error) {
+func ParseRun(args []string) (Run, error) { return parseRun(args, false) }
+
+// CheckRun is ParseRun for a command line that runs later, maybe on
+// another machine: it reads no file the options name (--env-file,
+// --label-file) and looks up no user's ID ranges (--subuidname).
+func CheckRun(args []string) (Run, error) { return parseRun(args, true) }
+
+func parseRun(args []string, offline bool) (Run, error) {
 	cmd, vals := runFlags()
 	if err := cmd.Flags().Parse(args); err != nil {
-		return Run{}, spec.Usagef("parsing the podman run options %q: %s", strings.Join(args, " "), spec.OneLine(err.Error()))
+		return Run{}, &RunError{What: "parsing", Args: args, Msg: spec.OneLine(err.Error())}
 	}
 	rest := cmd.Flags().Args()
 	if len(rest) == 0 {
@@ -82,6 +107,12 @@ func ParseRun(args []string) (Run, error) {
 	if err := refuse(cmd, vals); err != nil {
 		return Run{}, err
 	}
+	if cmd.Flags().Changed("name") {
+		r.Name = vals.Name
+		if err := spec.CheckName(r.Name); err != nil {
+			return Run{}, spec.Usagef("invalid container name --name %q: %v", r.Name, err)
+		}
+	}
 	if cmd.Flags().Changed("stop-timeout") {
 		d := time.Duration(vals.StopTimeout) * time.Second
 		r.StopTimeout = &d
@@ -90,10 +121,97 @@ func ParseRun(args []string) (Run, error) {
 	if err := spec.CheckImage(r.Image); err != nil {
 		return Run{}, spec.Usagef("invalid image %q: %v", r.Image, err)
 	}
-	if _, err := r.spec(); err != nil {
-		return Run{}, spec.Usagef("checking the podman run options %q: %s", strings.Join(r.Options, " "), spec.OneLine(err.Error()))
+	sg, err := r.spec(offline)
+	if err != nil {
+		return Run{}, &RunError{What: "checking", Args: r.Options, Msg: spec.OneLine(err.Error())}
+	}
+	switch ns := sg.NetNS; {
+	case ns.NSMode == specgen.Host:
+		r.HostNetwork = true
+	case ns.IsContainer() || ns.NSMode == specgen.NoNetwork || ns.NSMode == specgen.Path || ns.IsPod():
+		return Run{}, spec.Usagef("podman run option --network %s does not apply to a container started on demand: lazypod forwards to the container's ports, published on 127.0.0.1, and Podman publishes none in that network mode: use a network of the container's own (bridge, a named network, or host)", netMode(ns))
 	}
 	return r, nil
+}
+
+// SortOptions orders podman run options by flag name, --name first, a
+// flag's values in the order given, each flag with its value. The
+// container's settings do not depend on the order of different flags, so
+// the settings stay; the text becomes stable (Quadlet writes some keys in
+// the order of a Go map), and with it the container's hash. Options it
+// cannot read are returned as they are.
+func SortOptions(opts []string) []string {
+	cmd, _ := runFlags()
+	flags := cmd.Flags()
+	type group struct {
+		name  string
+		words []string
+	}
+	var groups []group
+	for i := 0; i < len(opts); i++ {
+		t := opts[i]
+		var f *pflag.Flag
+		needsNext := false
+		switch {
+		case strings.HasPrefix(t, "--"):
+			name, _, inline := strings.Cut(t[2:], "=")
+			if f = flags.Lookup(name); f != nil {
+				needsNext = !inline && f.NoOptDefVal == ""
+			}
+		case strings.HasPrefix(t, "-") && len(t) >= 2:
+			// -abc: flags a, b, c; the first that takes a value takes the
+			// rest of the word, or the next word.
+			for j := 1; j < len(t); j++ {
+				sf := flags.ShorthandLookup(t[j : j+1])
+				if sf == nil {
+					return opts
+				}
+				if f == nil {
+					f = sf
+				}
+				if sf.NoOptDefVal == "" {
+					needsNext = j == len(t)-1
+					break
+				}
+			}
+		}
+		if f == nil {
+			return opts
+		}
+		g := group{name: f.Name, words: []string{t}}
+		if needsNext {
+			if i+1 == len(opts) {
+				return opts
+			}
+			i++
+			g.words = append(g.words, opts[i])
+		}
+		groups = append(groups, g)
+	}
+	slices.SortStableFunc(groups, func(a, b group) int {
+		switch {
+		case a.name == b.name:
+			return 0
+		case a.name == "name":
+			return -1
+		case b.name == "name":
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	out := make([]string, 0, len(opts))
+	for _, g := range groups {
+		out = append(out, g.words...)
+	}
+	return out
+}
+
+// netMode writes a network mode as --network takes it.
+func netMode(ns specgen.Namespace) string {
+	if ns.Value != "" {
+		return string(ns.NSMode) + ":" + ns.Value
+	}
+	return string(ns.NSMode)
 }
 
 // refuse reports the first option given that cannot apply.
@@ -127,6 +245,9 @@ func runFlags() (*cobra.Command, *entities.ContainerCreateOptions) {
 	common.DefineCreateDefaults(vals)
 	common.DefineCreateFlags(cmd, vals, entities.CreateMode)
 	common.DefineNetFlags(cmd)
+	if flags.Lookup("env-host") == nil { // podman --remote lacks it; see hostEnv
+		flags.BoolVar(&vals.EnvHost, "env-host", false, "use all of lazypod's environment in the container")
+	}
 	flags.SetNormalizeFunc(utils.AliasFlags)
 	return cmd, vals
 }
@@ -135,7 +256,7 @@ func runFlags() (*cobra.Command, *entities.ContainerCreateOptions) {
 // r, as cmd/podman's create does: parse, fill in the network options, the
 // checks of its CreateInit, FillOutSpecGen, and the health check given by
 // flags over the image's.
-func (r Run) spec() (*specgen.SpecGenerator, error) {
+func (r Run) spec(offline bool) (*specgen.SpecGenerator, error) {
 	cmd, vals := runFlags()
 	if err := cmd.Flags().Parse(r.Options); err != nil {
 		return nil, err
@@ -150,10 +271,15 @@ func (r Run) spec() (*specgen.SpecGenerator, error) {
 	if err := createInit(cmd, vals); err != nil {
 		return nil, err
 	}
+	if offline {
+		vals.EnvFile, vals.LabelFile = nil, nil
+		vals.SubUIDName, vals.SubGIDName = "", ""
+	}
 	s := specgen.NewSpecGenerator(r.Image, false)
 	if err := specgenutil.FillOutSpecGen(s, vals, append([]string{r.Image}, r.Command...)); err != nil {
 		return nil, err
 	}
+	hostEnv(s, vals)
 	if s.HealthConfig == nil {
 		if s.HealthConfig, err = common.GetHealthCheckOverrideConfig(cmd, vals); err != nil {
 			return nil, err
@@ -170,6 +296,41 @@ func (r Run) spec() (*specgen.SpecGenerator, error) {
 	s.SdNotifyMode = ""
 	return s, nil
 }
+
+// hostEnv gives the container the environment podman run takes from its
+// own, as Quadlet's podman run takes the service's: all of it with
+// --env-host, and the proxy variables unless --http-proxy=false. lazypod
+// serve runs in the service's environment (minus what systemd passes it
+// alone: the notify socket and the listening sockets); a Podman service
+// would use its own, so the values go in the container's environment,
+// under those of --env and --env-file.
+func hostEnv(s *specgen.SpecGenerator, vals *entities.ContainerCreateOptions) {
+	no := false
+	s.EnvHost, s.HTTPProxy = &no, &no
+	var add []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "NOTIFY_SOCKET" || strings.HasPrefix(k, "LISTEN_"):
+		case vals.EnvHost:
+			add = append(add, kv)
+		case vals.HTTPProxy && slices.Contains(proxyVars, k):
+			add = append(add, kv)
+		}
+	}
+	for _, kv := range add {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, set := s.Env[k]; !set {
+			if s.Env == nil {
+				s.Env = map[string]string{}
+			}
+			s.Env[k] = v
+		}
+	}
+}
+
+// proxyVars are the variables podman run --http-proxy passes on.
+var proxyVars = []string{"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ftp_proxy", "FTP_PROXY", "no_proxy", "NO_PROXY"}
 
 // createInit is what cmd/podman's CreateInit checks and fills in for a
 // container that is not a pod's infra container, for podman --remote
@@ -193,9 +354,9 @@ func createInit(c *cobra.Command, vals *entities.ContainerCreateOptions) error {
 	vals.IPC = c.Flag("ipc").Value.String()
 	vals.PID = c.Flag("pid").Value.String()
 	vals.CgroupNS = c.Flag("cgroupns").Value.String()
-	if changed("group-add") && slices.Contains(vals.GroupAdd, "keep-groups") {
-		return errors.New("the '--group-add keep-groups' option is not supported in remote mode")
-	}
+	// --group-add keep-groups: podman --remote refuses it, as its caller's
+	// groups are not the service's; lazypod's Podman service is the one
+	// Quadlet's podman would use, rootful or the user's.
 	if changed("oom-score-adj") {
 		val, err := c.Flags().GetInt("oom-score-adj")
 		if err != nil {

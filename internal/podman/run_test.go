@@ -2,12 +2,15 @@ package podman
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containers/podman/v5/pkg/specgen"
 	"github.com/lazypod/lazypod/internal/spec"
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestParseRun(t *testing.T) {
@@ -24,12 +27,14 @@ func TestParseRun(t *testing.T) {
 		{name: "an option after the image is the command's", args: []string{"nginx", "--env", "A=1"},
 			want: Run{Options: []string{}, Image: "nginx", Command: []string{"--env", "A=1"}}},
 		{name: "old flag names", args: []string{"--net", "host", "--healthcheck-command", "true", "nginx"},
-			want: Run{Options: []string{"--net", "host", "--healthcheck-command", "true"}, Image: "nginx", Command: []string{}}},
+			want: Run{Options: []string{"--net", "host", "--healthcheck-command", "true"}, Image: "nginx", Command: []string{}, HostNetwork: true}},
 		{name: "no image", args: []string{"--env", "A=1"}, wantErr: "no image in the podman run command line"},
 		{name: "unknown option", args: []string{"--frobnicate", "nginx"}, wantErr: "unknown flag: --frobnicate"},
 		{name: "bad memory", args: []string{"--memory", "lots", "nginx"}, wantErr: "invalid value for memory"},
 		{name: "publish", args: []string{"-p", "8080:80", "nginx"}, wantErr: "podman run option --publish does not apply to a container started on demand: lazypod listens on the host's ports itself"},
-		{name: "name", args: []string{"--name", "x", "nginx"}, wantErr: "option --name does not apply"},
+		{name: "name", args: []string{"--name", "-x", "nginx"}, wantErr: `invalid container name --name "-x"`},
+		{name: "network of another container", args: []string{"--network", "container:db", "nginx"}, wantErr: "--network container:db does not apply"},
+		{name: "no network", args: []string{"--network", "none", "nginx"}, wantErr: "--network none does not apply"},
 		{name: "pod", args: []string{"--pod", "p", "nginx"}, wantErr: "option --pod does not apply"},
 		{name: "restart", args: []string{"--restart", "always", "nginx"}, wantErr: "option --restart does not apply"},
 		{name: "sdnotify", args: []string{"--sdnotify=healthy", "nginx"}, wantErr: "use Notify= or Ready="},
@@ -38,7 +43,6 @@ func TestParseRun(t *testing.T) {
 			want: Run{Options: []string{"--pull=missing"}, Image: "nginx", Command: []string{}}},
 		{name: "cgroups split", args: []string{"--cgroups=split", "nginx"}, wantErr: "--cgroups=split does not apply"},
 		{name: "passthrough log driver", args: []string{"--log-driver", "passthrough", "nginx"}, wantErr: "--log-driver passthrough does not apply"},
-		{name: "keep-groups", args: []string{"--group-add", "keep-groups", "nginx"}, wantErr: "not supported in remote mode"},
 		{name: "cpus and cpu-period", args: []string{"--cpus", "1", "--cpu-period", "1000", "nginx"}, wantErr: "--cpu-period and --cpus cannot be set together"},
 		{name: "bad image", args: []string{"Bad Image"}, wantErr: `invalid image "Bad Image"`},
 	}
@@ -73,7 +77,7 @@ func TestRunSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := r.spec()
+	s, err := r.spec(false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +98,87 @@ func TestRunSpec(t *testing.T) {
 		t.Errorf("sd_notify mode %q; want none: lazypod waits for the container itself", s.SdNotifyMode)
 	}
 	exec, _ := ParseRun([]string{"--health-cmd", `["/bin/check", "--quick"]`, "nginx"})
-	if s, err := exec.spec(); err != nil || !slices.Equal(s.HealthConfig.Test, []string{"CMD", "/bin/check", "--quick"}) {
+	if s, err := exec.spec(false); err != nil || !slices.Equal(s.HealthConfig.Test, []string{"CMD", "/bin/check", "--quick"}) {
 		t.Errorf("a JSON array health command: %+v, %v; want exec form CMD", s.HealthConfig, err)
+	}
+}
+
+// TestRunReads checks what ParseRun reads for lazypod itself: the
+// container's name and the host network.
+func TestRunReads(t *testing.T) {
+	r, err := ParseRun([]string{"--name", "systemd-web", "--network", "host", "nginx"})
+	if err != nil || r.Name != "systemd-web" || !r.HostNetwork {
+		t.Errorf("ParseRun = %+v, %v; want Name systemd-web and HostNetwork", r, err)
+	}
+	if r, _ := ParseRun([]string{"nginx"}); r.Name != "" || r.HostNetwork {
+		t.Errorf("ParseRun(nginx) = %+v; want no name, no host network", r)
+	}
+}
+
+// TestCheckRunReadsNoFile: the files an option names are read when the
+// container is created, not when a command line is checked.
+func TestCheckRunReadsNoFile(t *testing.T) {
+	args := []string{"--env-file", "/nonexistent/app.env", "--label-file", "/nonexistent/labels", "nginx"}
+	if _, err := CheckRun(args); err != nil {
+		t.Errorf("CheckRun: %v; want no error: the files are read at the start", err)
+	}
+	if _, err := ParseRun(args); err == nil || !strings.Contains(err.Error(), "/nonexistent/app.env") {
+		t.Errorf("ParseRun: %v; want an error naming the missing file", err)
+	}
+}
+
+// TestHostEnv: --env-host gives the container lazypod's environment (the
+// service's, as Quadlet's podman run would), and --http-proxy (on by
+// default) its proxy variables; --env wins over both, and systemd's own
+// variables for lazypod stay out.
+func TestHostEnv(t *testing.T) {
+	t.Setenv("LAZYPOD_TEST_HOST", "from-host")
+	t.Setenv("HTTP_PROXY", "http://proxy:3128")
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+	spec := func(args ...string) map[string]string {
+		t.Helper()
+		r, err := ParseRun(append(args, "nginx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := r.spec(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *s.EnvHost || *s.HTTPProxy {
+			t.Errorf("EnvHost %v, HTTPProxy %v; want both off: the Podman service would use its own environment", *s.EnvHost, *s.HTTPProxy)
+		}
+		return s.Env
+	}
+	if env := spec(); env["HTTP_PROXY"] != "http://proxy:3128" || env["LAZYPOD_TEST_HOST"] != "" {
+		t.Errorf("default: env %v; want the proxy variable only", env)
+	}
+	if env := spec("--http-proxy=false"); env["HTTP_PROXY"] != "" {
+		t.Errorf("--http-proxy=false: env %v; want no proxy variable", env)
+	}
+	env := spec("--env-host", "--env", "LAZYPOD_TEST_HOST=mine")
+	if env["LAZYPOD_TEST_HOST"] != "mine" || env["PATH"] == "" || env["NOTIFY_SOCKET"] != "" {
+		t.Errorf("--env-host: env %v; want the host's, --env over it, no NOTIFY_SOCKET", env)
+	}
+}
+
+// TestSortOptions: flags sorted by name, --name first, each with its
+// value, the values of one flag in their order; the settings stay.
+func TestSortOptions(t *testing.T) {
+	in := []string{"--memory", "512m", "-v", "/a:/a", "--name", "web", "--read-only", "-e", "A=1", "--env=B=2", "-v/b:/b", "--hostname=h"}
+	want := []string{"--name", "web", "-e", "A=1", "--env=B=2", "--hostname=h", "--memory", "512m", "--read-only", "-v", "/a:/a", "-v/b:/b"}
+	if got := SortOptions(in); !slices.Equal(got, want) {
+		t.Errorf("SortOptions = %q; want %q", got, want)
+	}
+	a, _ := Run{Options: in, Image: "nginx"}.spec(false)
+	b, _ := Run{Options: want, Image: "nginx"}.spec(false)
+	for _, s := range []*specgen.SpecGenerator{a, b} { // Podman orders mounts as a map does
+		slices.SortFunc(s.Mounts, func(x, y rspec.Mount) int { return strings.Compare(x.Destination, y.Destination) })
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("sorted options give other settings:\n%+v\n%+v", a, b)
+	}
+	if odd := []string{"--frobnicate", "x"}; !slices.Equal(SortOptions(odd), odd) {
+		t.Errorf("SortOptions of an unknown flag changed it")
 	}
 }

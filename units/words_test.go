@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// splitWords splits a value into words the way systemd splits
+// splitWords, for tests, splits a value into words the way systemd splits
 // Environment= and ExecStart= (extract_first_word with EXTRACT_UNQUOTE and
 // EXTRACT_CUNESCAPE): words are separated by spaces or tabs; double and
 // single quotes group, also in the middle of a word; backslash escapes
@@ -126,15 +126,4 @@ func unescapeOne(s string) (string, int, error) {
 	}
 	r, _ := utf8.DecodeRuneInString(s)
 	return "", 0, fmt.Errorf(`unknown escape \%c: write \\ for a backslash`, r)
-}
-
-// SplitCommand splits an ExecStart= command line that Render wrote into
-// the words systemd passes: as splitWords, with "%%" read as "%" and "$$"
-// as "$". Other specifiers (%t in user units) are left as they are.
-func SplitCommand(s string) ([]string, error) {
-	words, err := splitWords(s)
-	for i, w := range words {
-		words[i] = strings.NewReplacer("%%", "%", "$$", "$").Replace(w)
-	}
-	return words, err
 }
