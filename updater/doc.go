@@ -102,7 +102,8 @@
 //   - DockerRegistry asks the registry the reference names: mirrors in
 //     registries.conf are ignored (its insecure and blocked settings
 //     apply), so a pull through a mirror may bring another digest. With
-//     InsecureSkipTLSVerify it falls back to plain HTTP.
+//     TLSVerify false, or a registry registries.conf marks insecure, it
+//     falls back to plain HTTP.
 //   - A registry reference without a tag means ":latest"; one pinned by
 //     digest is refused under the registry policy.
 package updater

@@ -1,6 +1,7 @@
 package updater
 
 import (
+	"github.com/containers/podman/v5/cmd/podman/common"
 	"context"
 	"fmt"
 	"os"
@@ -26,9 +27,11 @@ type DockerRegistry struct {
 	// then ~/.config/containers/auth.json, ~/.docker/config.json and
 	// ~/.dockercfg.
 	AuthFile string
-	// InsecureSkipTLSVerify, like --tls-verify=false, accepts any TLS
-	// certificate and falls back to plain HTTP: for local registries.
-	InsecureSkipTLSVerify bool
+	// TLSVerify is podman's --tls-verify: false accepts any certificate
+	// and falls back to plain HTTP (for local registries), true verifies
+	// whatever registries.conf says; nil does as registries.conf says of
+	// the registry (insecure = true: as false).
+	TLSVerify *bool
 	// Timeout bounds one Digest call. If zero, DefaultRegistryTimeout. If
 	// negative, only ctx bounds it.
 	Timeout time.Duration
@@ -43,7 +46,10 @@ func (r *DockerRegistry) timeout() time.Duration {
 
 // systemContext returns the settings for the docker client. Like
 // Podman's, it reads REGISTRY_AUTH_FILE and DOCKER_CONFIG, which the
-// client does not read itself.
+// client does not read itself, and CONTAINERS_REGISTRIES_CONF (with
+// Podman's own code): the registries.conf to read, with the
+// registries.conf.d drop-ins, for the registry's insecure and blocked
+// settings.
 func (r *DockerRegistry) systemContext(getenv func(string) string) *types.SystemContext {
 	sys := &types.SystemContext{AuthFilePath: r.AuthFile}
 	if sys.AuthFilePath == "" {
@@ -53,9 +59,10 @@ func (r *DockerRegistry) systemContext(getenv func(string) string) *types.System
 			sys.DockerCompatAuthFilePath = filepath.Join(d, "config.json")
 		}
 	}
-	if r.InsecureSkipTLSVerify {
-		sys.DockerInsecureSkipTLSVerify = types.NewOptionalBool(true)
+	if r.TLSVerify != nil {
+		sys.DockerInsecureSkipTLSVerify = types.NewOptionalBool(!*r.TLSVerify)
 	}
+	common.SetRegistriesConfPath(sys)
 	return sys
 }
 

@@ -240,7 +240,7 @@ func emptyAuthFile(t *testing.T) string {
 func TestDockerRegistryDigest(t *testing.T) {
 	bins := needTools(t, "docker-registry", "skopeo")
 	addr := startRegistry(t, bins[0], "")
-	r := &DockerRegistry{AuthFile: emptyAuthFile(t), InsecureSkipTLSVerify: true, Timeout: 20 * time.Second}
+	r := &DockerRegistry{AuthFile: emptyAuthFile(t), TLSVerify: ptr(false), Timeout: 20 * time.Second}
 	ref := addr + "/lazypod/web:latest"
 
 	tests := []struct {
@@ -346,7 +346,7 @@ func TestDockerRegistryAuth(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			r := &DockerRegistry{AuthFile: tt.authFile, InsecureSkipTLSVerify: true, Timeout: 20 * time.Second}
+			r := &DockerRegistry{AuthFile: tt.authFile, TLSVerify: ptr(false), Timeout: 20 * time.Second}
 			got, err := r.Digest(t.Context(), ref)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -368,13 +368,14 @@ func TestSystemContext(t *testing.T) {
 		env        map[string]string
 		wantAuth   string
 		wantDocker string
-		wantSkip   bool
+		wantSkip   types.OptionalBool // Undefined: as registries.conf says
 	}{
 		{name: "defaults"},
 		{name: "auth file", r: DockerRegistry{AuthFile: "/a.json"}, env: map[string]string{"REGISTRY_AUTH_FILE": "/env.json"}, wantAuth: "/a.json"},
 		{name: "REGISTRY_AUTH_FILE", env: map[string]string{"REGISTRY_AUTH_FILE": "/env.json", "DOCKER_CONFIG": "/d"}, wantAuth: "/env.json"},
 		{name: "DOCKER_CONFIG", env: map[string]string{"DOCKER_CONFIG": "/d"}, wantDocker: "/d/config.json"},
-		{name: "tls-verify=false", r: DockerRegistry{InsecureSkipTLSVerify: true}, wantSkip: true},
+		{name: "tls-verify=false", r: DockerRegistry{TLSVerify: ptr(false)}, wantSkip: types.OptionalBoolTrue},
+		{name: "tls-verify=true", r: DockerRegistry{TLSVerify: ptr(true)}, wantSkip: types.OptionalBoolFalse},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -382,12 +383,8 @@ func TestSystemContext(t *testing.T) {
 			if sys.AuthFilePath != tt.wantAuth || sys.DockerCompatAuthFilePath != tt.wantDocker {
 				t.Errorf("auth paths = %q, %q; want %q, %q", sys.AuthFilePath, sys.DockerCompatAuthFilePath, tt.wantAuth, tt.wantDocker)
 			}
-			want := types.OptionalBoolUndefined
-			if tt.wantSkip {
-				want = types.OptionalBoolTrue
-			}
-			if got := sys.DockerInsecureSkipTLSVerify; got != want {
-				t.Errorf("DockerInsecureSkipTLSVerify = %v; want %v", got, want)
+			if got := sys.DockerInsecureSkipTLSVerify; got != tt.wantSkip {
+				t.Errorf("DockerInsecureSkipTLSVerify = %v; want %v", got, tt.wantSkip)
 			}
 		})
 	}
@@ -434,7 +431,7 @@ func TestDockerRegistryDown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &DockerRegistry{AuthFile: emptyAuthFile(t), InsecureSkipTLSVerify: true, Timeout: tt.timeout}
+			r := &DockerRegistry{AuthFile: emptyAuthFile(t), TLSVerify: ptr(false), Timeout: tt.timeout}
 			ref := tt.addr + "/lazypod/web:latest"
 			start := time.Now()
 			got, err := r.Digest(t.Context(), ref)
@@ -451,4 +448,85 @@ func TestDockerRegistryDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestDockerRegistryRegistriesConf checks the registry settings of
+// registries.conf as podman pull reads them: the file
+// CONTAINERS_REGISTRIES_CONF names, the registries.conf.d drop-ins (here
+// the user's, under $HOME), insecure = true letting a plain-HTTP loopback
+// registry answer when TLSVerify is unset, --tls-verify=true verifying
+// anyway, and blocked = true refusing the registry.
+func TestDockerRegistryRegistriesConf(t *testing.T) {
+	bins := needTools(t, "docker-registry", "skopeo")
+	addr := startRegistry(t, bins[0], "")
+	ref := addr + "/lazypod/web:latest"
+	want := push(t, bins[1], ref, "v1", "")
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	empty := write("empty.conf", "")
+	insecure := write("insecure.conf", fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", addr))
+	blocked := write("blocked.conf", fmt.Sprintf("[[registry]]\nlocation = %q\nblocked = true\n", addr))
+	home := filepath.Join(dir, "home")
+	write("home/.config/containers/registries.conf.d/50-local.conf", fmt.Sprintf("[[registry]]\nlocation = %q\ninsecure = true\n", addr))
+	tests := []struct {
+		name, conf, home string
+		verify           *bool
+		wantErr          string // "" for the digest
+	}{
+		{name: "not insecure: HTTPS expected", conf: empty, home: dir, wantErr: "server gave HTTP response to HTTPS client"},
+		{name: "insecure in the file named", conf: insecure, home: dir},
+		{name: "tls-verify=true over insecure", conf: insecure, home: dir, verify: ptr(true), wantErr: "server gave HTTP response to HTTPS client"},
+		{name: "tls-verify=false", conf: empty, home: dir, verify: ptr(false)},
+		{name: "blocked", conf: blocked, home: dir, verify: ptr(false), wantErr: "is blocked in " + blocked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("CONTAINERS_REGISTRIES_CONF", tt.conf)
+			t.Setenv("HOME", tt.home)
+			r := &DockerRegistry{AuthFile: emptyAuthFile(t), TLSVerify: tt.verify, Timeout: 20 * time.Second}
+			got, err := r.Digest(t.Context(), ref)
+			switch {
+			case tt.wantErr == "" && (err != nil || got != want):
+				t.Errorf("Digest = %q, %v; want %s", got, err, want)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Digest = %q, %v; want an error containing %q", got, err, tt.wantErr)
+			}
+		})
+	}
+	// The user's drop-ins are under $HOME, which the library reads once
+	// per process: a process of its own.
+	t.Run("insecure in a drop-in", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRegistryDigestHelper$", "-test.v")
+		cmd.Env = append(os.Environ(), "HOME="+home, "CONTAINERS_REGISTRIES_CONF="+empty, "LAZYPOD_DIGEST_OF="+ref)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "digest "+want) {
+			t.Errorf("Digest with the drop-in: %v\n%s\nwant %s", err, out, want)
+		}
+	})
+}
+
+// TestRegistryDigestHelper prints the digest of $LAZYPOD_DIGEST_OF, for
+// TestDockerRegistryRegistriesConf; it does nothing otherwise.
+func TestRegistryDigestHelper(t *testing.T) {
+	ref := os.Getenv("LAZYPOD_DIGEST_OF")
+	if ref == "" {
+		return
+	}
+	d, err := (&DockerRegistry{AuthFile: emptyAuthFile(t), Timeout: 20 * time.Second}).Digest(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("digest %s", d)
 }

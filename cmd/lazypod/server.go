@@ -86,15 +86,14 @@ func (s *server) build() error {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
 	s.store = &updater.Store{Dir: o.StateDir, LockTimeout: stateLockTimeout}
-	skipTLS := o.TLSVerify != nil && !*o.TLSVerify
-	pm := podman.New(o.PodmanURL).WithPull(podman.PullOptions{AuthFile: o.AuthFile, SkipTLSVerify: skipTLS})
+	pm := podman.New(o.PodmanURL).WithPull(podman.PullOptions{AuthFile: o.AuthFile, TLSVerify: o.TLSVerify})
 	if err := pm.Connect(context.Background()); err != nil {
 		// Not fatal: each start tries again and reports it to the
 		// connections it closes. Exiting would make systemd restart
 		// lazypod at every connection until it fails the socket.
 		s.log.Warn("Podman API not reachable yet: serving anyway, each start retries", "err", withHint(err))
 	}
-	s.wireUpdates(pm, skipTLS)
+	s.wireUpdates(pm)
 	cfg := s.launcherConfig(ports, base)
 	cfg.Runtime = pm
 	if s.launcher, err = launcher.New(cfg); err != nil {
@@ -128,7 +127,7 @@ func (s *server) takeSockets() error {
 // interval the idle checks' checker. With updates disabled its
 // Choose does nothing, and Ready records the image and the cold start
 // after the waiting clients were released.
-func (s *server) wireUpdates(pm *podman.Client, skipTLS bool) {
+func (s *server) wireUpdates(pm *podman.Client) {
 	o := s.o
 	s.svc = &updater.Service{
 		Name: o.Name, Image: o.Image, Policy: o.AutoUpdate, AuthFile: o.AuthFile, TLSVerify: o.TLSVerify,
@@ -136,7 +135,7 @@ func (s *server) wireUpdates(pm *podman.Client, skipTLS bool) {
 	}
 	if o.AutoUpdate.Enabled() && o.UpdateInterval > 0 {
 		s.checker = &updater.Checker{
-			Registry: &updater.DockerRegistry{AuthFile: o.AuthFile, InsecureSkipTLSVerify: skipTLS},
+			Registry: &updater.DockerRegistry{AuthFile: o.AuthFile, TLSVerify: o.TLSVerify},
 			Images:   pm,
 		}
 	}

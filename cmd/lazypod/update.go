@@ -136,9 +136,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // checkOne checks service st for an update with c, using st's registry
 // settings, and returns its report line.
 func checkOne(ctx context.Context, o *adminOptions, pm *podman.Client, st *updater.State, c *updater.Checker) (updater.Report, error) {
-	skipTLS := st.TLSVerify != nil && !*st.TLSVerify
-	c.Images = pm.WithPull(podman.PullOptions{AuthFile: st.AuthFile, SkipTLSVerify: skipTLS})
-	c.Registry = &updater.DockerRegistry{AuthFile: st.AuthFile, InsecureSkipTLSVerify: skipTLS}
+	c.Images = pm.WithPull(podman.PullOptions{AuthFile: st.AuthFile, TLSVerify: st.TLSVerify})
+	c.Registry = &updater.DockerRegistry{AuthFile: st.AuthFile, TLSVerify: st.TLSVerify}
 	svc := &updater.Service{Name: st.Name, Store: o.store(), Images: c.Images, Pins: pm, Logger: systemd.Logger("warn")}
 	r, err := svc.Check(ctx, c)
 	return updater.NewReport(st, r, err), err

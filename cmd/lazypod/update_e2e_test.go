@@ -547,3 +547,58 @@ func TestUpdateTimeout(t *testing.T) {
 		t.Errorf("last_check_error = %q; want the timeout recorded", got)
 	}
 }
+
+// TestUpdateRegistriesConf runs lazypod update against a plain-HTTP
+// registry on loopback with no --tls-verify anywhere: as podman pull,
+// it reads the registries.conf CONTAINERS_REGISTRIES_CONF names. Marked
+// insecure there, the check finds the update; not marked, it fails as
+// an HTTPS client must; marked blocked, it is refused.
+func TestUpdateRegistriesConf(t *testing.T) {
+	e := needE2E(t)
+	reg := startRegistry(t)
+	name := uniqueName(t)
+	imgs, _ := e.testImages(t, name, "v1", "v2")
+	ref := reg + "/lazypod-e2e/" + name + ":latest"
+	e.podman(t, "push", "--tls-verify=false", imgs["v1"], ref)
+	e.podman(t, "tag", imgs["v1"], ref) // the first start needs no pull
+	t.Cleanup(func() {
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", podman.PinName(name)).Run()
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rmi", "-f", ref).Run()
+	})
+	dir := t.TempDir()
+	conf := func(file, setting string) string {
+		p := filepath.Join(dir, file)
+		if err := os.WriteFile(p, fmt.Appendf(nil, "[[registry]]\nlocation = %q\n%s\n", reg, setting), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	insecure, plain, blocked := conf("insecure.conf", "insecure = true"), conf("plain.conf", ""), conf("blocked.conf", "blocked = true")
+
+	stateDir := t.TempDir()
+	web := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	cmd := exec.Command(e.bin, "serve", "--image", ref, "--name", name, "--auto-update", "registry", "--update-interval", "0",
+		"--listen", "web="+web, "--port", "web=8080", "--podman-url", e.podmanURL, "--state-dir", stateDir, "--idle-timeout", "1s")
+	cmd.Env = append(os.Environ(), "CONTAINERS_REGISTRIES_CONF="+insecure)
+	e.startProcess(t, name, cmd)
+	wantAll(t, "first activation", getAll(t, "http://"+web+"/", 2), "v1")
+	e.waitStatus(t, stateDir, name, func(st updater.Status) bool { return st.ImageID != "" })
+	e.podman(t, "push", "--tls-verify=false", imgs["v2"], ref)
+
+	for _, tt := range []struct{ name, conf, want string }{
+		{"insecure", insecure, `"pending"`},
+		{"not marked", plain, "server gave HTTP response to HTTPS client"},
+		{"blocked", blocked, "is blocked in " + blocked},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			c := exec.Command(e.bin, "update", "--dry-run", "--format", "json", "--state-dir", stateDir, "--podman-url", e.podmanURL, name)
+			c.Env = append(os.Environ(), "CONTAINERS_REGISTRIES_CONF="+tt.conf)
+			c.Stdout, c.Stderr = &out, &out
+			err := c.Run()
+			if !strings.Contains(out.String(), tt.want) || (err == nil) != (tt.name == "insecure") {
+				t.Errorf("lazypod update --dry-run: %v\n%s\nwant it to say %s", err, out.String(), tt.want)
+			}
+		})
+	}
+}

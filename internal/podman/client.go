@@ -53,9 +53,10 @@ type PullOptions struct {
 	// containers-auth.json(5), read in this process (as "podman --remote
 	// pull --authfile" does). If empty, the default locations.
 	AuthFile string
-	// SkipTLSVerify skips HTTPS and certificate verification. If false,
-	// the registries.conf of the Podman service decides.
-	SkipTLSVerify bool
+	// TLSVerify is podman --remote pull's --tls-verify: false skips HTTPS
+	// and certificate verification, true verifies them; nil leaves it to
+	// the registries.conf of the Podman service.
+	TLSVerify *bool
 }
 
 // Client talks to one Podman service. It connects on first use. Its

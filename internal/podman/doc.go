@@ -42,7 +42,7 @@
 // # Limits
 //
 //   - Pull reads the auth file in this process (as "podman --remote"
-//     does); SkipTLSVerify applies to pulls only.
+//     does); TLSVerify applies to pulls only.
 //   - The bindings retry a request that fails to connect up to three
 //     times, sleeping 100ms, 200ms and 300ms, even past the caller's
 //     deadline, so "Podman is down" takes about 600ms to report.

@@ -62,8 +62,8 @@ func (c *Client) Pull(ctx context.Context, ref string) error {
 		}
 		opts.WithAuthfile(c.pull.AuthFile)
 	}
-	if c.pull.SkipTLSVerify {
-		opts.WithSkipTLSVerify(true)
+	if v := c.pull.TLSVerify; v != nil {
+		opts.WithSkipTLSVerify(!*v)
 	}
 	cctx, err := c.call(ctx)
 	if err != nil {

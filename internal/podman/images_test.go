@@ -149,7 +149,7 @@ func TestIntegrationPullErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		registry func(t *testing.T) string // host:port
-		verify   bool                      // verify TLS, as registries.conf says (no SkipTLSVerify)
+		verify   bool                      // verify TLS, as registries.conf says (TLSVerify nil)
 		want     error                     // nil: neither sentinel
 	}{
 		{name: "manifest unknown", want: launcher.ErrImageNotFound, registry: func(t *testing.T) string {
@@ -186,7 +186,11 @@ func TestIntegrationPullErrors(t *testing.T) {
 			ref := tt.registry(t) + "/lztest/missing:1"
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
-			err := c.WithPull(PullOptions{SkipTLSVerify: !tt.verify}).Pull(ctx, ref)
+			var verify *bool // nil: as registries.conf says
+			if !tt.verify {
+				verify = ptrBool(false)
+			}
+			err := c.WithPull(PullOptions{TLSVerify: verify}).Pull(ctx, ref)
 			if err == nil {
 				t.Fatalf("Pull(%s): got nil; want an error", ref)
 			}

@@ -400,7 +400,7 @@ func TestIntegrationMissingImage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, c := integrationConfig(t)
 			cfg.Image = tt.registry(t) + "/lazypod-does-not-exist:latest"
-			cfg.Runtime = c.WithPull(PullOptions{SkipTLSVerify: true})
+			cfg.Runtime = c.WithPull(PullOptions{TLSVerify: ptrBool(false)})
 			l := runLauncher(t, cfg)
 			err := l.Start(t.Context())
 			if err == nil {

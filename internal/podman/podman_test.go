@@ -591,7 +591,8 @@ func TestPodmanPullOptions(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "defaults", want: pullRequest{verify: ""}},
-		{name: "auth file and no tls verify", opts: PullOptions{AuthFile: authFile, SkipTLSVerify: true}, want: pullRequest{auth: true, verify: "false"}},
+		{name: "auth file and no tls verify", opts: PullOptions{AuthFile: authFile, TLSVerify: ptrBool(false)}, want: pullRequest{auth: true, verify: "false"}},
+		{name: "tls verify", opts: PullOptions{TLSVerify: ptrBool(true)}, want: pullRequest{verify: "true"}},
 		{name: "missing auth file", opts: PullOptions{AuthFile: authFile + ".missing"}, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -621,7 +622,7 @@ func TestWithPull(t *testing.T) {
 	authFile := writeAuthFile(t)
 	f, pulls := pullService(t)
 	base := New(f.URL)
-	loose := base.WithPull(PullOptions{AuthFile: authFile, SkipTLSVerify: true})
+	loose := base.WithPull(PullOptions{AuthFile: authFile, TLSVerify: ptrBool(false)})
 	plain := loose.WithPull(PullOptions{})
 	for _, p := range []struct {
 		c   *Client
@@ -768,3 +769,5 @@ func TestNewEmptyURL(t *testing.T) {
 		t.Errorf("New(\"\").URL: got %q; want DefaultURL's %q", got, want)
 	}
 }
+
+func ptrBool(b bool) *bool { return &b }
