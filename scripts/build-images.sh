@@ -12,6 +12,9 @@
 #   localhost/lazypod-testserver:v3            exits with code 3 at start
 #   localhost/lazypod-testserver:v4            never listens (never ready)
 #   localhost/lazypod-testserver:v5            ready, then crashes after 1s
+#   localhost/lazypod-testserver:v7            listens, but its health check fails (UNHEALTHY=1)
+#
+# The testserver image has /bin/sh (Debian's busybox-static), for health commands in shell form.
 #
 # Without names, builds both. Podman's layer cache makes a rebuild of an unchanged image take
 # about half a second, so it always builds.
@@ -27,15 +30,19 @@ shift
 [ -f "$PM_CONF" ] || die "no private Podman in $PM_DIR: run scripts/podman-service.sh start $PM_DIR first"
 cd "$(repo_root)"
 
-# build_image NAME SRC BIN TAG builds SRC, a Go main package with a Containerfile beside it that
-# copies the binary BIN, into the image TAG.
+# build_image NAME SRC BIN TAG [FILE:AS...] builds SRC, a Go main package with a Containerfile
+# beside it that copies the binary BIN, into the image TAG; each FILE is put in the context as AS.
 build_image() {
-	local name=$1 src=$2 bin=$3 tag=$4 ctx=$PM_DIR/ctx/$1 start=${EPOCHREALTIME/./}
+	local name=$1 src=$2 bin=$3 tag=$4 ctx=$PM_DIR/ctx/$1 start=${EPOCHREALTIME/./} extra
+	shift 4
 	[ -f "$src/Containerfile" ] || die "no $src/Containerfile"
 	rm -rf "$ctx"
 	mkdir -p "$ctx"
 	# Everything beside the Containerfile goes into the context, and the binary next to it.
 	cp -a "$src/." "$ctx/"
+	for extra in "$@"; do
+		cp "${extra%%:*}" "$ctx/${extra#*:}"
+	done
 	# No VCS stamp: the same source gives the same binary, so Podman's cache hits.
 	CGO_ENABLED=0 go build -buildvcs=false -o "$ctx/$bin" "./$src"
 	run_logged "$PM_DIR/build-$name.log" \
@@ -47,18 +54,19 @@ build_image() {
 build_versions() {
 	local ctx=$PM_DIR/ctx/versions v env start=${EPOCHREALTIME/./}
 	mkdir -p "$ctx"
-	for v in v1 v2 v3 v4 v5 v6; do
+	for v in v1 v2 v3 v4 v5 v6 v7; do
 		case $v in
 		v3) env='VERSION=v3 EXIT_AT_START=3' ;;
 		v4) env='VERSION=v4 NEVER_LISTEN=1' ;;
 		v5) env='VERSION=v5 CRASH_AFTER=1s' ;;
+		v7) env='VERSION=v7 UNHEALTHY=1' ;;
 		*) env="VERSION=$v" ;;
 		esac
 		printf 'FROM localhost/lazypod-testserver:latest\nENV %s\n' "$env" >"$ctx/Containerfile.$v"
 		run_logged "$PM_DIR/build-testserver-$v.log" \
 			pm build --format docker --layers -t "localhost/lazypod-testserver:$v" -f "$ctx/Containerfile.$v" "$ctx"
 	done
-	log "built localhost/lazypod-testserver:v1..v6 in $(elapsed "$start")"
+	log "built localhost/lazypod-testserver:v1..v7 in $(elapsed "$start")"
 }
 
 targets=("$@")
@@ -66,7 +74,8 @@ targets=("$@")
 for t in "${targets[@]}"; do
 	case $t in
 	testserver)
-		build_image testserver testdata/testserver testserver localhost/lazypod-testserver:latest
+		[ -x /bin/busybox ] || die "no /bin/busybox: install the Debian package busybox-static (scripts/deps.sh does)"
+		build_image testserver testdata/testserver testserver localhost/lazypod-testserver:latest /bin/busybox:sh
 		build_versions
 		;;
 	demo) build_image demo demo/server lazypod-demo localhost/lazypod-demo:latest ;;

@@ -339,6 +339,13 @@ func (r *renderer) updateTimer() string {
 	u.set("Persistent", "true")
 	u.section("Install")
 	u.set("WantedBy", "timers.target")
+	if r.d.Template { // the instance systemctl enable picks, as the sockets'
+		for _, e := range r.d.Passthrough["Install"] {
+			if e.Key == "DefaultInstance" {
+				u.set(e.Key, e.Value)
+			}
+		}
+	}
 	return u.b.String()
 }
 

@@ -265,3 +265,30 @@ func TestGeneratedFromAndContainerOf(t *testing.T) {
 		t.Errorf("ContainerOf = %q, %v; want web-1", name, ok)
 	}
 }
+
+// TestEnabledTemplate: a template's sockets and timer are enabled as the
+// instance DefaultInstance= names, or not at all.
+func TestEnabledTemplate(t *testing.T) {
+	for _, tt := range []struct {
+		install string
+		want    []string
+	}{
+		{"", nil},
+		{"[Install]\nDefaultInstance=8081\n", []string{"web-udp-53@8081.socket", "web-update@8081.timer", "web@8081.socket"}},
+	} {
+		d, err := Parse("/etc/containers/systemd/web@.lazypod", strings.NewReader(base+"PublishPort=53:53/udp\nAutoUpdate=local\n"+tt.install), RenderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := Render(d, RenderOptions{Binary: "/usr/bin/lazypod"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Enabled(files); !slices.Equal(got, tt.want) {
+			t.Errorf("Enabled with %q = %q; want %q", tt.install, got, tt.want)
+		}
+	}
+	if got := Enabled(renderFile(t, "mixed.lazypod", RenderOptions{Binary: "/usr/bin/lazypod"})); len(got) != 4 {
+		t.Errorf("Enabled(mixed) = %q; want its three sockets and its timer", got)
+	}
+}

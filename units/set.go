@@ -256,13 +256,34 @@ func (s Set) Write(dir string) ([]string, error) {
 }
 
 // Enabled names the units of files that are enabled and started: every
-// socket (one per container port) and the update timer, if any.
+// socket (one per container port) and the update timer, if any. Of a
+// template's, the instance [Install] DefaultInstance= names, as
+// systemctl enable does; none without it.
 func Enabled(files []File) []string {
 	var names []string
 	for _, f := range files {
-		if strings.HasSuffix(f.Name, ".socket") || strings.HasSuffix(f.Name, ".timer") {
-			names = append(names, f.Name)
+		if !strings.HasSuffix(f.Name, ".socket") && !strings.HasSuffix(f.Name, ".timer") {
+			continue
 		}
+		name := f.Name
+		if strings.Contains(name, "@.") {
+			inst := defaultInstance(f.Content)
+			if inst == "" {
+				continue
+			}
+			name = strings.Replace(name, "@.", "@"+inst+".", 1)
+		}
+		names = append(names, name)
 	}
 	return names
+}
+
+// defaultInstance is the DefaultInstance= of a unit's [Install].
+func defaultInstance(content string) string {
+	f := parser.NewUnitFile()
+	if err := f.Parse(content); err != nil {
+		return ""
+	}
+	v, _ := f.Lookup("Install", "DefaultInstance")
+	return v
 }

@@ -64,6 +64,9 @@ type Service struct {
 	// lazypod update to check and pull as the serve does.
 	AuthFile  string
 	TLSVerify *bool
+	// Container is the container's name, if not Name; recorded in the
+	// state for lazypod status and update.
+	Container string
 
 	// Store holds the state. Required.
 	Store *Store
@@ -110,7 +113,7 @@ func (s *Service) adopt(st *State) (changed bool) {
 		*st = State{Name: st.Name, Image: s.Image, FailedDigests: st.FailedDigests, FailedImageIDs: st.FailedImageIDs}
 	}
 	if s.Policy != "" {
-		st.Policy, st.AuthFile, st.TLSVerify = s.Policy, s.AuthFile, s.TLSVerify
+		st.Policy, st.AuthFile, st.TLSVerify, st.Container = s.Policy, s.AuthFile, s.TLSVerify, s.Container
 	}
 	return changed
 }
@@ -212,7 +215,11 @@ func (s *Service) choose(ctx context.Context, st *State) (Choice, error) {
 func (s *Service) recoverCorrupt(ctx context.Context, cerr *CorruptError) (*State, error) {
 	ran, ok := "", false
 	if s.Containers != nil {
-		id, found, err := s.Containers.ContainerImage(ctx, s.Name)
+		name := s.Name
+		if s.Container != "" {
+			name = s.Container
+		}
+		id, found, err := s.Containers.ContainerImage(ctx, name)
 		ran, ok = id, err == nil && found
 	}
 	_, err := s.Store.Update(ctx, s.Name, func(*State) error { return nil })

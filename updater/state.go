@@ -55,6 +55,17 @@ type State struct {
 	// TLSVerify is the serve's --tls-verify; nil if it was not given
 	// (verify, unless registries.conf marks the registry insecure).
 	TLSVerify *bool `json:"tls_verify,omitempty"`
+	// Container is the service's container's name when it is not the
+	// service's (Quadlet's ContainerName=, systemd-NAME by default).
+	Container string `json:"container,omitempty"`
+}
+
+// ContainerName is the name of the service's container.
+func (st *State) ContainerName() string {
+	if st.Container != "" {
+		return st.Container
+	}
+	return st.Name
 }
 
 // Duration is a time.Duration stored in JSON as a string such as

@@ -29,7 +29,7 @@ type Status struct {
 // st: its state, and whether its serve runs now (else idle).
 func (s *Store) Status(st *State) Status {
 	r := Status{
-		Name: st.Name, State: "idle", Container: st.Name, Image: st.Image, Policy: st.Policy,
+		Name: st.Name, State: "idle", Container: st.ContainerName(), Image: st.Image, Policy: st.Policy,
 		ImageID: st.ImageID, Digest: st.Digest, PreviousImageID: st.PreviousImageID,
 		PendingImageID: st.PendingImageID, FailedDigests: st.FailedDigests,
 		LastCheckError: st.LastCheckError, LastUpdateResult: st.LastUpdateResult,
@@ -69,7 +69,7 @@ type Report struct {
 // a rollback recorded since the last check (every check overwrites the
 // last result) when the check found nothing new.
 func NewReport(st *State, r Result, err error) Report {
-	rep := Report{Name: st.Name, Container: st.Name, Image: st.Image, Policy: st.Policy, Updated: string(r)}
+	rep := Report{Name: st.Name, Container: st.ContainerName(), Image: st.Image, Policy: st.Policy, Updated: string(r)}
 	if rep.Policy == "" {
 		rep.Policy = spec.PolicyDisabled
 	}

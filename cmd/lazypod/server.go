@@ -130,7 +130,7 @@ func (s *server) takeSockets() error {
 func (s *server) wireUpdates(pm *podman.Client) {
 	o := s.o
 	s.svc = &updater.Service{
-		Name: o.Name, Image: o.Image, Policy: o.AutoUpdate, AuthFile: o.AuthFile, TLSVerify: o.TLSVerify,
+		Name: o.Name, Image: o.Image, Policy: o.AutoUpdate, AuthFile: o.AuthFile, TLSVerify: o.TLSVerify, Container: s.podmanRun.Name,
 		Store: s.store, Images: pm, Pins: pm, Containers: pm, Logger: s.log,
 	}
 	if o.AutoUpdate.Enabled() && o.UpdateInterval > 0 {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/spec"
 )
 
 // The proof under real systemd: scripts/machine.sh boots a Debian rootfs
@@ -525,5 +527,111 @@ func TestActivationStorm(t *testing.T) {
 	}
 	if answered != activations {
 		t.Fatalf("%d of %d activations answered", answered, activations)
+	}
+}
+
+// TestQuadletUnderSystemd runs a Quadlet-style definition through the
+// generator under real systemd: a health command in shell syntax (which
+// Podman runs with /bin/sh -c), Notify=healthy, and a specifier in a path
+// (EnvironmentFile=%h/...). The container gets the health check itself
+// (podman healthcheck run passes). Then an update to an image that
+// listens but fails its health check: the clients waiting through the
+// trial are all answered by the previous image, rolled back once the
+// check has failed HealthRetries times after HealthStartPeriod, well
+// before ReadyTimeout=60s, and the failed image is remembered.
+func TestQuadletUnderSystemd(t *testing.T) {
+	e := needE2E(t)
+	name := uniqueName(t)
+	image := "localhost/lazypod-quadlet-" + name + ":latest"
+	ctr := "systemd-" + name
+	t.Cleanup(func() {
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rm", "-f", "-t", "0", ctr, name+".lazypod-pin").Run()
+		exec.Command("podman", "--remote", "--url", e.podmanURL, "rmi", "-i", image, "localhost/lazypod-pin/"+name+":previous").Run()
+	})
+	e.podman(t, "tag", "localhost/lazypod-testserver:v1", image)
+	const (
+		startPeriod = time.Second
+		retries     = 2
+		interval    = time.Second
+	)
+	port := freePorts(t, 1)[0]
+	def := fmt.Sprintf(`# Copied from a Quadlet directory, a port added.
+[Container]
+Image=%s
+PublishPort=127.0.0.1:%d:8080
+AutoUpdate=local
+HealthCmd=/testserver -check || exit 1
+HealthInterval=%s
+HealthRetries=%d
+HealthStartPeriod=%s
+Notify=healthy
+EnvironmentFile=%%h/%s.env
+
+[Lazypod]
+IdleTimeout=2s
+ReadyTimeout=60s
+`, image, port, interval, retries, startPeriod, name)
+
+	m := needMachine(t, e, name)
+	t.Cleanup(func() {
+		if t.Failed() && !m.stopped {
+			t.Logf("the machine's journal:\n%s", m.journal(name+".socket", name+".service", name+"-update.service"))
+			m.exec("systemctl", "stop", name+".socket", name+".service")
+		}
+	})
+	m.writeFile(t, "/root/"+name+".env", []byte("GREETING=from-home\n"))
+	m.run(t, "mkdir", "-p", "/etc/containers/systemd", "/usr/lib/systemd/system-generators")
+	m.writeFile(t, "/etc/containers/systemd/"+name+".lazypod", []byte(def))
+	m.run(t, "ln", "-sf", "/usr/local/bin/lazypod", "/usr/lib/systemd/system-generators/lazypod-generator")
+	m.run(t, "systemctl", "daemon-reload")
+	// The generator wants the socket from sockets.target, which a boot
+	// starts; after a reload it is started by hand.
+	m.run(t, "systemctl", "start", name+".socket")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	start := time.Now()
+	wantAll(t, "first activation", getAll(t, url, 1), "v1")
+	cold := time.Since(start)
+
+	// The container has Podman's health check, run by /bin/sh -c, and
+	// the environment file's variable from /root.
+	hc := e.podman(t, "inspect", "--format", "{{json .Config.Healthcheck.Test}}", ctr)
+	if hc != `["CMD-SHELL","/testserver -check || exit 1"]` {
+		t.Errorf("the container's health check is %s; want the shell form", hc)
+	}
+	if out, err := exec.Command("podman", "--remote", "--url", e.podmanURL, "healthcheck", "run", ctr).CombinedOutput(); err != nil {
+		t.Errorf("podman healthcheck run %s: %v\n%s", ctr, err, out)
+	}
+	if env := e.podman(t, "inspect", "--format", "{{json .Config.Env}}", ctr); !strings.Contains(env, `"GREETING=from-home"`) {
+		t.Errorf("the container's environment %s lacks GREETING from %%h/%s.env", env, name)
+	}
+	for s := m.state(name + ".service"); s != "inactive"; s = m.state(name + ".service") {
+		if time.Since(start) > time.Minute {
+			t.Fatalf("%s.service still %q a minute after the request (IdleTimeout=2s)", name, s)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// An update that listens but fails its health check.
+	e.podman(t, "tag", "localhost/lazypod-testserver:v7", image)
+	bad := e.imageID(t, image)
+	m.run(t, "systemctl", "start", name+"-update.service")
+	start = time.Now()
+	wantAll(t, "activation trying the unhealthy image", getAll(t, url, 8), "v1")
+	took := time.Since(start)
+	// The trial: a start, HealthStartPeriod, HealthRetries failures
+	// HealthInterval apart; then the stop and the previous image's start.
+	bound := startPeriod + retries*interval + 3*cold + 5*time.Second
+	t.Logf("rolled back and answered in %s (first cold start %s; bound %s; ReadyTimeout 60s)",
+		took.Round(time.Millisecond), cold.Round(time.Millisecond), bound)
+	if took > bound {
+		t.Errorf("clients answered %s after the unhealthy image's trial began; want within %s", took.Round(time.Millisecond), bound)
+	}
+	out := m.run(t, "lazypod", "status", "--format", "json", name)
+	if !strings.Contains(out, `"last_update_result": "rolled back"`) || !strings.Contains(out, `"container": "`+ctr+`"`) {
+		t.Errorf("lazypod status after the rollback:\n%s\nwant rolled back, container %s", out, ctr)
+	}
+	// The unhealthy image is remembered: not tried again.
+	if out := m.run(t, "lazypod", "update", "--format", "json", name); !strings.Contains(out, `"updated": "failed"`) {
+		t.Errorf("lazypod update with the unhealthy image %s still tagged:\n%s\nwant failed", spec.ShortID(bad), out)
 	}
 }

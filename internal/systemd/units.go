@@ -48,11 +48,25 @@ func Want(dir string, units []string) error {
 		}
 		link := filepath.Join(wd, unit)
 		os.Remove(link)
-		if err := os.Symlink(filepath.Join("..", unit), link); err != nil {
+		if err := os.Symlink(filepath.Join("..", unitFile(dir, unit)), link); err != nil {
 			errs = append(errs, fmt.Errorf("enabling %s: %w", unit, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unitFile is the file in dir that defines unit: its own, or for an
+// instance with no file of its own (web@8081.socket) its template's
+// (web@.socket).
+func unitFile(dir, unit string) string {
+	if _, err := os.Stat(filepath.Join(dir, unit)); err == nil {
+		return unit
+	}
+	prefix, rest, ok := strings.Cut(unit, "@")
+	if !ok {
+		return unit
+	}
+	return prefix + "@" + rest[strings.LastIndexByte(rest, '.'):]
 }
 
 // Manager is a connection to a service manager over D-Bus.

@@ -16,6 +16,8 @@
 //	NEVER_LISTEN=1         never listen; sleep forever
 //	CRASH_AFTER=DURATION   exit 3 this long after listening
 //	NOTIFY=1               send "READY=1" to $NOTIFY_SOCKET once listening
+//	UNHEALTHY=1            GET /healthz → 500 "unhealthy", so -check fails;
+//	                       everything else serves as usual
 //
 // "testserver -version V" answers V on GET / whatever $VERSION says.
 // "testserver -check" exits 0 if and only if GET
@@ -165,7 +167,12 @@ func newMux(version string) *http.ServeMux {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s\n", version)
 	})
+	unhealthy := os.Getenv("UNHEALTHY") == "1"
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if unhealthy {
+			http.Error(w, "unhealthy", http.StatusInternalServerError)
+			return
+		}
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
