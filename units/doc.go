@@ -1,30 +1,35 @@
 // Package units turns a lazypod definition file, NAME.lazypod, into the
 // systemd units that run it: socket units that listen, NAME.service that
 // runs `lazypod serve` on the first connection, and with an update policy
-// NAME-update.service and NAME-update.timer. Its functions are pure: they
-// read a definition and return text; writing the files and talking to
-// systemd is cmd/lazypod's business.
+// NAME-update.service and NAME-update.timer (for a template NAME@.lazypod,
+// NAME@.socket, NAME@.service, ...). Its functions return text; writing
+// the files and talking to systemd is cmd/lazypod's business.
 //
-// A definition is in systemd unit syntax, read with go-systemd's unit
-// parser. [Container] takes Quadlet's keys where the meaning is the same
-// (Image=, ContainerName=, Exec=, Environment=, EnvironmentFile=, Volume=,
-// Label=, User=, Group=, Network=, PublishPort=, AutoUpdate=, HealthCmd=,
-// Notify=, Memory=); [Lazypod] takes lazypod serve's own settings
-// (ListenUnix=, Ready=, ReadyTimeout=, IdleTimeout=, StopTimeout=,
-// UDPTimeout=, MaxConnections=, FlowIdleTimeout=, ExitOnIdle=, RollbackWindow=, UpdateInterval=, AuthFile=,
-// TLSVerify=, CPUs=, LogLevel=, PodmanURL=); [Unit], [Socket], [Service]
-// and [Install] are appended to the generated units. Every value is
-// checked as lazypod serve will check it, so a definition that parses
-// gives a service that starts; a bad one is refused with an *Error naming
-// the file, line, section and key, and how to fix it.
+// A definition is a Quadlet .container file with a PublishPort= that has
+// a host port, read as Quadlet reads one, by Podman's own code: its unit
+// file parser (continuation lines, quoting, drop-ins) and
+// quadlet.ConvertContainer, which turns [Container] and [Quadlet] into
+// the podman run command line that lazypod serve runs after "--". Every
+// Quadlet key so means what it means to Quadlet. Lazypod reads three
+// keys itself: PublishPort= (its sockets), AutoUpdate= (its updater) and
+// Notify= (its readiness probe). [Lazypod] takes lazypod serve's own
+// settings; [Unit] becomes NAME.service's as Quadlet writes it; [Service]
+// and other sections are appended to NAME.service, [Socket] and [Install]
+// to every socket unit. Values are unit-file values: systemd expands the
+// specifiers (%h, %i) and, in the command line, $VAR. Parse checks the
+// command line with Podman's run flags (specifiers expanded to samples),
+// so that a definition that parses gives a service that starts; a bad
+// one is refused with an *Error naming the file, line, section and key,
+// and how to fix it.
 //
 // Typical use:
 //
-//	d, err := units.ParseFile("/etc/containers/systemd/whoami.lazypod")
+//	o := units.RenderOptions{Binary: "/usr/local/bin/lazypod", Quadlet: units.SystemQuadlet(false)}
+//	d, err := units.ParseFile("/etc/containers/systemd/whoami.lazypod", o)
 //	if err != nil {
 //		return err // "whoami.lazypod:4: [Container] PublishPort=80: a host port is needed, ..."
 //	}
-//	files, err := units.Render(d, units.RenderOptions{Binary: "/usr/local/bin/lazypod"})
+//	files, err := units.Render(d, o)
 //	if err != nil {
 //		return err
 //	}
@@ -38,21 +43,15 @@
 // NAME-udp-PORT.socket, each activating NAME.service. Enable all of them.
 //
 // Limits:
-//   - Values are literal. systemd specifiers (%h, %t) and $VARIABLES in
-//     a definition are not expanded: the generated ExecStart= escapes them,
-//     and paths holding them are refused.
-//   - Drop-in directories (NAME.lazypod.d) are not read, and a key of
-//     [Container] or [Lazypod] set twice is an error rather than an
-//     override. An empty value is an error too, not a reset.
+//   - Keys that cannot apply to a container started on demand are
+//     refused: Pod=, Rootfs=, GlobalArgs=, ContainersConfModule=, and the
+//     podman run options lazypod serve refuses (internal/podman's
+//     ParseRun).
 //   - PublishPort= needs a host port and takes no ranges; a listener
-//     binds a fixed address. Quadlet keys lazypod serve cannot honour
-//     (Pod=, PodmanArgs=, HealthInterval=, ...) are unknown keys.
-//   - HealthCmd= becomes lazypod's exec probe, which splits its command on
-//     spaces with no quoting: quotes in it are refused.
-//   - Files named in EnvironmentFile= and AuthFile= are read when the
-//     service starts, not when the units are generated; under the system
-//     units' PrivateTmp=yes, files in /tmp are not visible.
-//   - Comments inside values continued with a backslash, and values ending
-//     in an escaped backslash, are refused: go-systemd and systemd read
-//     them differently.
+//     binds a fixed address (specifiers allowed, $VAR not).
+//   - Drop-ins are read from the definition's own directory.
+//   - Quadlet units a definition names (.network, .volume, ...) are found
+//     in Quadlet's directories, and refused where Podman has no Quadlet.
+//   - A command line holding $VAR that Podman's flags refuse once the
+//     samples are in is left for lazypod serve to check at start.
 package units

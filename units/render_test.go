@@ -261,8 +261,22 @@ func TestGeneratedFromAndContainerOf(t *testing.T) {
 	if _, ok := GeneratedFrom("[Unit]\n"); ok {
 		t.Error("GeneratedFrom of a unit without the header: ok; want not lazypod's")
 	}
-	if name, ok := ContainerOf(svc); !ok || name != "web-1" {
+	if name, ok := ContainerOf(svc, "web.service"); !ok || name != "web-1" {
 		t.Errorf("ContainerOf = %q, %v; want web-1", name, ok)
+	}
+	// The default name, systemd-%N, and a template's, as systemd expands
+	// them for the unit.
+	for _, tt := range []struct{ run, unit, want string }{
+		{"--name systemd-%N", "web.service", "systemd-web"},
+		{"--name systemd-%p_%i", "web@a.service", "systemd-web_a"},
+		{"--name c-%n", "web.service", "c-web.service"},
+		{"--name 100%%-%N", "web.service", "100%-web"},
+		{"--name c-%H", "web.service", ""},
+	} {
+		svc := "[Service]\nExecStart=/usr/bin/lazypod serve --name web -- " + tt.run + " img\n"
+		if name, _ := ContainerOf(svc, tt.unit); name != tt.want {
+			t.Errorf("ContainerOf(%q, %s) = %q; want %q", tt.run, tt.unit, name, tt.want)
+		}
 	}
 }
 

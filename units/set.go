@@ -90,11 +90,12 @@ func GeneratedFrom(content string) (path string, ok bool) {
 	return path, ok
 }
 
-// ContainerOf returns the container name in the ExecStart= of a service
-// unit lazypod wrote: the --name that starts its podman run options, else
-// lazypod serve's; ok is false if there is none, or if it holds specifiers (a
-// template's).
-func ContainerOf(content string) (name string, ok bool) {
+// ContainerOf returns the container name in the ExecStart= of unit, a
+// service unit lazypod wrote: the --name that starts its podman run
+// options, else lazypod serve's, with the unit's own name for %n, %N, %p
+// and %i in it, as systemd expands them; ok is false if there is none, or
+// if it holds other specifiers.
+func ContainerOf(content, unit string) (name string, ok bool) {
 	f := parser.NewUnitFile()
 	if err := f.Parse(content); err != nil {
 		return "", false
@@ -114,6 +115,9 @@ func ContainerOf(content string) (name string, ok bool) {
 			break
 		}
 	}
+	full := strings.TrimSuffix(unit, ".service")
+	prefix, instance, _ := strings.Cut(full, "@")
+	name = strings.NewReplacer("%%", "%%", "%n", unit, "%N", full, "%p", prefix, "%i", instance).Replace(name)
 	if name == "" || hasSpecifier(name) {
 		return "", false
 	}
@@ -234,7 +238,7 @@ func Installed(dir, name string) (units []string, container string, err error) {
 			continue
 		}
 		if u == name+".service" {
-			container, _ = ContainerOf(string(b))
+			container, _ = ContainerOf(string(b), u)
 		}
 		units = append(units, u)
 	}

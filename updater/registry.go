@@ -1,13 +1,13 @@
 package updater
 
 import (
-	"github.com/containers/podman/v5/cmd/podman/common"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/containers/podman/v5/cmd/podman/common"
 	"go.podman.io/image/v5/docker"
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/types"

@@ -245,25 +245,24 @@ func removeService(ctx context.Context, m *systemd.Manager, f *unitsFlags, dir, 
 		}
 		fmt.Fprintln(stdout, "removed", filepath.Join(dir, u))
 	}
-	if container != "" {
-		errs = append(errs, removeLeftovers(ctx, f, container, stdout))
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, removeLeftovers(ctx, f, n, container, stdout))...)
 }
 
-// removeLeftovers removes the stopped service's container and its pin
-// from Podman, and deletes its state file with --purge, else says where
-// it stays.
-func removeLeftovers(ctx context.Context, f *unitsFlags, name string, stdout io.Writer) error {
+// removeLeftovers removes the stopped service's container (if its name
+// is known) and its pin from Podman, and deletes its state file with
+// --purge, else says where it stays.
+func removeLeftovers(ctx context.Context, f *unitsFlags, name, container string, stdout io.Writer) error {
 	pm := podman.New(f.podmanURL)
 	var errs []error
-	if id, ok, err := pm.ContainerImage(ctx, name); err != nil {
-		errs = append(errs, fmt.Errorf("removing container %s: %w: remove it with podman rm", name, err))
+	if container == "" {
+		fmt.Fprintf(stdout, "kept the container of %s: its name depends on the host (a specifier); remove it with podman rm\n", name)
+	} else if id, ok, err := pm.ContainerImage(ctx, container); err != nil {
+		errs = append(errs, fmt.Errorf("removing container %s: %w: remove it with podman rm", container, err))
 	} else if ok {
-		if err := pm.Remove(ctx, name, 10*time.Second); err != nil {
-			errs = append(errs, fmt.Errorf("removing container %s: %w", name, err))
+		if err := pm.Remove(ctx, container, 10*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("removing container %s: %w", container, err))
 		} else {
-			fmt.Fprintf(stdout, "removed container %s (image %s stays in local storage)\n", name, id)
+			fmt.Fprintf(stdout, "removed container %s (image %s stays in local storage)\n", container, id)
 		}
 	}
 	if err := pm.Unpin(ctx, name); err != nil {
