@@ -36,9 +36,10 @@ var ErrNotPin = errors.New("not lazypod's pin container")
 
 // Containers tells what a service's container runs.
 type Containers interface {
-	// ContainerImage returns the ID of the image service's container was
-	// created from, and ok false if lazypod made no container for it.
-	ContainerImage(ctx context.Context, service string) (imageID string, ok bool, err error)
+	// ContainerImage returns the ID of the image the container called
+	// container was created from, and ok false if there is no such
+	// container that lazypod made for service.
+	ContainerImage(ctx context.Context, container, service string) (imageID string, ok bool, err error)
 }
 
 // Service is one service's update transaction over its state file and the
@@ -215,11 +216,7 @@ func (s *Service) choose(ctx context.Context, st *State) (Choice, error) {
 func (s *Service) recoverCorrupt(ctx context.Context, cerr *CorruptError) (*State, error) {
 	ran, ok := "", false
 	if s.Containers != nil {
-		name := s.Name
-		if s.Container != "" {
-			name = s.Container
-		}
-		id, found, err := s.Containers.ContainerImage(ctx, name)
+		id, found, err := s.Containers.ContainerImage(ctx, cmp.Or(s.Container, s.Name), s.Name)
 		ran, ok = id, err == nil && found
 	}
 	_, err := s.Store.Update(ctx, s.Name, func(*State) error { return nil })

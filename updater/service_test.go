@@ -96,11 +96,11 @@ func (f *fakeEngine) Unpin(ctx context.Context, service string) error {
 	return nil
 }
 
-func (f *fakeEngine) ContainerImage(ctx context.Context, service string) (string, bool, error) {
-	f.called("container " + service)
+func (f *fakeEngine) ContainerImage(ctx context.Context, container, service string) (string, bool, error) {
+	f.called("container " + container)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	id, ok := f.container[service]
+	id, ok := f.container[container]
 	return id, ok, nil
 }
 

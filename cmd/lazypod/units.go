@@ -256,7 +256,7 @@ func removeLeftovers(ctx context.Context, f *unitsFlags, name, container string,
 	var errs []error
 	if container == "" {
 		fmt.Fprintf(stdout, "kept the container of %s: its name depends on the host (a specifier); remove it with podman rm\n", name)
-	} else if id, ok, err := pm.ContainerImage(ctx, container); err != nil {
+	} else if id, ok, err := pm.ContainerImage(ctx, container, name); err != nil {
 		errs = append(errs, fmt.Errorf("removing container %s: %w: remove it with podman rm", container, err))
 	} else if ok {
 		if err := pm.Remove(ctx, container, 10*time.Second); err != nil {

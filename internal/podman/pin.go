@@ -88,10 +88,11 @@ func (c *Client) Unpin(ctx context.Context, service string) error {
 	return nil
 }
 
-// ContainerImage returns the image ID service's container was created
-// from, and ok false if there is no such container of lazypod's.
-func (c *Client) ContainerImage(ctx context.Context, service string) (string, bool, error) {
-	info, ok, err := c.Inspect(ctx, service)
+// ContainerImage returns the image ID the container called container was
+// created from, and ok false if there is no such container that lazypod
+// made for service.
+func (c *Client) ContainerImage(ctx context.Context, container, service string) (string, bool, error) {
+	info, ok, err := c.Inspect(ctx, container)
 	if err != nil || !ok || info.Labels[launcher.LabelService] != service {
 		return "", false, err
 	}

@@ -231,7 +231,7 @@ func TestIntegrationContainerImage(t *testing.T) {
 					t.Fatalf("Create: %v", err)
 				}
 			}
-			got, ok, err := c.ContainerImage(t.Context(), service)
+			got, ok, err := c.ContainerImage(t.Context(), service, service)
 			want := ""
 			if tt.want {
 				want = ids[3]
