@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -108,7 +109,8 @@ type Config struct {
 	Network string
 
 	// Ready is how to tell the container is ready to take flows. The zero
-	// value means tcp if a tcp port is published, else none.
+	// value means listening; where the container's socket tables cannot
+	// be read (see ProcDir), tcp if a tcp port is published, else none.
 	Ready spec.Probe
 	// ReadyTimeout is how long one start may take, from starting the
 	// container to its probe passing. If zero, DefaultReadyTimeout.
@@ -116,6 +118,10 @@ type Config struct {
 	// StopTimeout is how long a container has to exit after SIGTERM
 	// before it is killed. If zero, DefaultStopTimeout.
 	StopTimeout time.Duration
+	// IdleAction is what Idle does: stop the container, or pause it (it
+	// keeps its memory, uses no CPU, and the next start only thaws it).
+	// If empty, stop.
+	IdleAction spec.IdleAction
 	// PullTimeout is how long pulling a missing image may take. If zero,
 	// DefaultPullTimeout.
 	PullTimeout time.Duration
@@ -124,6 +130,10 @@ type Config struct {
 	// Keep it short: a socket path has at most 107 bytes. Required only
 	// for the notify probe.
 	RuntimeDir string
+
+	// ProcDir is where the host's proc file system is, for the listening
+	// probe. If empty, /proc.
+	ProcDir string
 
 	// Runtime is the container engine: internal/podman's Client, or a
 	// fake in tests. Required.
@@ -199,6 +209,13 @@ func (c *Config) ready() spec.Probe {
 	if c.Ready.Kind != "" {
 		return c.Ready
 	}
+	return spec.Probe{Kind: spec.ProbeListening}
+}
+
+// fallback returns the probe to use instead of listening where the
+// container's socket tables cannot be read: tcp if a tcp port is
+// published, else none.
+func (c *Config) fallback() spec.Probe {
 	if _, ok := c.firstTCP(); ok {
 		return spec.Probe{Kind: spec.ProbeTCP}
 	}
@@ -225,6 +242,9 @@ func (c *Config) container() string {
 }
 
 // notifySocketPath is where the notify probe's socket is made on the host.
+// procDir returns ProcDir with its default applied.
+func (c *Config) procDir() string { return cmp.Or(c.ProcDir, "/proc") }
+
 func (c *Config) notifySocketPath() string {
 	return filepath.Join(c.RuntimeDir, c.Name+".notify")
 }

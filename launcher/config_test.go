@@ -98,8 +98,11 @@ func TestDefaultProbe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Config{Ports: tt.ports}
-			if got := c.ready(); got != tt.want {
-				t.Errorf("ready: got %+v; want %+v", got, tt.want)
+			if got := c.ready(); got.Kind != spec.ProbeListening {
+				t.Errorf("ready: got %+v; want listening", got)
+			}
+			if got := c.fallback(); got != tt.want {
+				t.Errorf("fallback: got %+v; want %+v", got, tt.want)
 			}
 		})
 	}

@@ -35,6 +35,11 @@ type fakeRuntime struct {
 	logs []string
 	// noHealthcheck makes created containers lack a healthcheck.
 	noHealthcheck bool
+	// pauseErr is what Pause returns; nil means it pauses.
+	pauseErr error
+	// pid is the PID of every running container's first process; 0: the
+	// engine does not say.
+	pid int
 
 	mu         sync.Mutex
 	images     map[string]string         // ref or image ID → image ID
@@ -167,6 +172,7 @@ func (f *fakeRuntime) exit(id string, code int) {
 // run marks c running and publishes its ports. f.mu is held.
 func (f *fakeRuntime) run(c *fakeContainer) {
 	c.info.Running = true
+	c.info.PID = f.pid
 	c.exited = make(chan struct{})
 	c.info.HostPorts = make(map[ContainerPort]uint16)
 	for _, p := range c.spec.Ports {
@@ -274,6 +280,33 @@ func (f *fakeRuntime) Start(ctx context.Context, id string) error {
 func (f *fakeRuntime) Stop(ctx context.Context, id string, timeout time.Duration) error {
 	f.called("Stop")
 	f.exit(id, 143)
+	return nil
+}
+
+func (f *fakeRuntime) Pause(ctx context.Context, id string) error {
+	f.called("Pause")
+	if f.pauseErr != nil {
+		return f.pauseErr
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.find(id)
+	if c == nil || !c.info.Running {
+		return fmt.Errorf("container %s is not running", id)
+	}
+	c.info.Running, c.info.Paused = false, true
+	return nil
+}
+
+func (f *fakeRuntime) Unpause(ctx context.Context, id string) error {
+	f.called("Unpause")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.find(id)
+	if c == nil || !c.info.Paused {
+		return fmt.Errorf("container %s is not paused", id)
+	}
+	c.info.Running, c.info.Paused = true, false
 	return nil
 }
 

@@ -37,6 +37,9 @@ type Launcher struct {
 	// renamedGone: no container of the service's earlier name is left
 	// (see removeRenamed). Read and set by starts, one at a time.
 	renamedGone bool
+	// warnedListening: the fall back from the listening probe has been
+	// logged. Read and set by starts, one at a time.
+	warnedListening bool
 
 	wg      sync.WaitGroup // start and watch goroutines, waited for by Run
 	running chan struct{}  // closed once Run has begun
@@ -333,7 +336,19 @@ func (l *Launcher) endStart(ctx context.Context, r *startResult, err error) erro
 // bounds only the waiting for another start or stop to end. If the stop
 // fails and the container still runs, the state stays ready, so that the
 // next Stop tries again.
-func (l *Launcher) Stop(ctx context.Context) error {
+func (l *Launcher) Stop(ctx context.Context) error { return l.halt(ctx, false) }
+
+// Idle does what Config.IdleAction says to the idle container: Stop, or
+// pause it (as Stop does otherwise). The next start, by this launcher or
+// the next process's, thaws a paused container. Where the engine cannot
+// pause (rootless Podman on cgroups v1), Idle stops the container and
+// logs why.
+func (l *Launcher) Idle(ctx context.Context) error {
+	return l.halt(ctx, l.cfg.IdleAction == spec.IdlePause)
+}
+
+// halt is Stop, pausing the container instead with pause.
+func (l *Launcher) halt(ctx context.Context, pause bool) error {
 	for {
 		l.mu.Lock()
 		switch l.state {
@@ -371,8 +386,12 @@ func (l *Launcher) Stop(ctx context.Context) error {
 			l.setState(StateStopping)
 			l.mu.Unlock()
 
-			l.status("stopping container %s", l.cfg.Name)
-			err := l.stopContainer(ctx, id)
+			paused := pause && l.pauseContainer(ctx, id)
+			var err error
+			if !paused {
+				l.status("stopping container %s", l.cfg.Name)
+				err = l.stopContainer(ctx, id)
+			}
 
 			l.mu.Lock()
 			if err != nil && !l.watch.exited() {
@@ -394,10 +413,32 @@ func (l *Launcher) Stop(ctx context.Context) error {
 				// It exited all the same: the stop is done.
 				l.log.Debug("stopping container: exited despite the error", "err", err)
 			}
+			if paused {
+				l.status("container %s paused", l.cfg.Name)
+				return nil
+			}
 			l.status("container %s stopped", l.cfg.Name)
 			return nil
 		}
 	}
+}
+
+// pauseContainer pauses the ready container id and ends its exit watch,
+// and reports whether it did; if the engine cannot pause it, it logs why
+// and reports false, for the caller to stop it instead.
+func (l *Launcher) pauseContainer(ctx context.Context, id string) bool {
+	l.status("pausing container %s", l.cfg.Name)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+	defer cancel()
+	if err := l.rt.Pause(pctx, id); err != nil {
+		l.log.Warn("pausing container; stopping it instead", "container", spec.ShortID(id), "err", err)
+		return false
+	}
+	l.mu.Lock()
+	w := l.watch
+	l.mu.Unlock()
+	w.cancel() // a paused container does not exit: its exit is the next start's to watch
+	return true
 }
 
 // stopContainer stops container id, even if ctx is cancelled.

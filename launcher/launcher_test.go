@@ -986,7 +986,9 @@ func TestDefaultTCPProbeThroughDialSeam(t *testing.T) {
 			}
 		}()
 		cfg := testConfig(t, f)
-		cfg.Ready = spec.Probe{} // zero value: tcp, as a tcp port is published
+		// The zero value, listening, falls back to tcp (a tcp port is
+		// published): the fake engine gives no pid.
+		cfg.Ready = spec.Probe{}
 		cfg.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			mu.Lock()
 			defer mu.Unlock()

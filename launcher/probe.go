@@ -21,11 +21,15 @@ const tcpSettle = 20 * time.Millisecond
 
 // probeTarget is what a probe attempt needs to know of a started container.
 type probeTarget struct {
+	probe   spec.Probe               // the probe to run: the configured one, or its fallback
 	id      string                   // container ID
+	pid     int                      // host pid of its first process (listening)
 	addrs   map[ContainerPort]string // host address of each published port
 	tcpAddr string                   // host address of the first tcp port
 	notify  *notifySocket            // open for the notify probe
 	health  *HealthCheck             // the container's health check, if any
+	// hostNetwork is a container in the host's network namespace.
+	hostNetwork bool
 	// refused is set once a tcp probe's connect was refused: then no
 	// port forwarder answers for the container (rootful Podman's ports
 	// are kernel NAT), so a connection that is accepted reached the
@@ -36,6 +40,15 @@ type probeTarget struct {
 // probeOnce runs one attempt of probe p: nil means ready.
 func (l *Launcher) probeOnce(ctx context.Context, p spec.Probe, t probeTarget) error {
 	switch p.Kind {
+	case spec.ProbeListening:
+		missing, err := unbound(l.cfg.procDir(), t.pid, l.spec.Ports, t.hostNetwork)
+		if err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("not bound in the container: %s", portList(missing))
+		}
+		return nil
 	case spec.ProbeTCP:
 		settle := tcpSettle
 		if t.refused {

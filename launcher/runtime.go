@@ -39,6 +39,10 @@ type Runtime interface {
 	// container that is not running or no longer exists is not an error.
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 
+	// Pause freezes the running container id; Unpause thaws it.
+	Pause(ctx context.Context, id string) error
+	Unpause(ctx context.Context, id string) error
+
 	// Remove removes container id, stopping it first (killing it after
 	// timeout) if it runs. Removing a missing container is not an error.
 	Remove(ctx context.Context, id string, timeout time.Duration) error
@@ -92,9 +96,16 @@ type ContainerInfo struct {
 	ID      string
 	ImageID string
 	Labels  map[string]string
+	// Running is a container whose processes run; a paused one is not
+	// Running but Paused.
 	Running bool
 	// ExitCode is the exit code of the last run, when not Running.
 	ExitCode int
+	// Paused is a container that is frozen (podman pause).
+	Paused bool
+	// PID is the host's process ID of the container's first process,
+	// while it runs or is paused; 0 if the engine does not say.
+	PID int
 	// Health is the container's health check, from its run options or
 	// the image's HEALTHCHECK; nil if it has none.
 	Health *HealthCheck
@@ -102,7 +113,8 @@ type ContainerInfo struct {
 	// ports are the host's own, and the engine publishes none.
 	HostNetwork bool
 	// HostPorts maps each published container port to the host port the
-	// engine chose. It is filled in only while the container runs.
+	// engine chose. It is filled in only while the container runs or is
+	// paused.
 	HostPorts map[ContainerPort]uint16
 }
 

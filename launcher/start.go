@@ -101,7 +101,7 @@ func (l *Launcher) start(ctx context.Context, gen uint64, img attempt, began tim
 
 	t, err := l.target(rctx, info.ID, w)
 	if err == nil {
-		l.status("waiting for container %s to be ready (probe %s)", l.cfg.Name, l.probe)
+		l.status("waiting for container %s to be ready (probe %s)", l.cfg.Name, t.probe)
 		t.notify = notify
 		err = l.waitReady(rctx, t, w)
 	}
@@ -253,6 +253,20 @@ func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerI
 		if info.Labels[LabelService] != l.cfg.Name {
 			return ContainerInfo{}, fmt.Errorf("checking container %s: %w (it lacks the label %s=%s)", name, ErrNotOurs, LabelService, l.cfg.Name)
 		}
+		if info.Paused {
+			// Paused at idle: thawed, it runs as it was, and what
+			// follows treats it as any running container (a pending
+			// image or changed settings replace it).
+			l.log.Info("unpausing container", "container", spec.ShortID(info.ID))
+			l.status("unpausing container %s", name)
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			err := l.rt.Unpause(cctx, info.ID)
+			cancel()
+			if err != nil {
+				return ContainerInfo{}, fmt.Errorf("unpausing container %s: %w", spec.ShortID(info.ID), causeOf(ctx, err))
+			}
+			info.Paused, info.Running = false, true
+		}
 		reason := ""
 		switch {
 		case info.Labels[LabelHash] != l.spec.Labels[LabelHash]:
@@ -327,7 +341,17 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTa
 	if l.probe.Kind == spec.ProbeHealthcheck && info.Health.Argv() == nil {
 		return probeTarget{}, fmt.Errorf("probing with healthcheck: container of image %q has no health check: set HealthCmd= (podman run --health-cmd) or choose another probe", l.cfg.Image)
 	}
-	t := probeTarget{id: id, addrs: make(map[ContainerPort]string), health: info.Health}
+	t := probeTarget{probe: l.probe, id: id, pid: info.PID, hostNetwork: info.HostNetwork,
+		addrs: make(map[ContainerPort]string), health: info.Health}
+	if t.probe.Kind == spec.ProbeListening {
+		if err := socketTables(l.cfg.procDir(), info.PID, info.HostNetwork); err != nil {
+			t.probe = l.cfg.fallback()
+			if !l.warnedListening {
+				l.warnedListening = true
+				l.log.Warn("probing with "+t.probe.String()+" instead of listening", "reason", err)
+			}
+		}
+	}
 	for _, cp := range l.spec.Ports {
 		hp, ok := info.HostPorts[cp]
 		if info.HostNetwork {
@@ -347,7 +371,7 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTa
 // waitReady runs the probe until it passes, the container exits, or ctx
 // (carrying ReadyTimeout) ends.
 func (l *Launcher) waitReady(ctx context.Context, t probeTarget, w *exitWatch) error {
-	p := l.probe
+	p := t.probe
 	if p.Kind == spec.ProbeNone {
 		return nil
 	}

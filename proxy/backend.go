@@ -20,3 +20,10 @@ type Backend interface {
 	// on shutdown. A Start after Stop starts the backend again.
 	Stop(ctx context.Context) error
 }
+
+// Idler is a Backend with its own way to go idle: the proxy calls Idle
+// instead of Stop after the idle timeout (Stop still on shutdown). The
+// launcher's Idle stops or pauses the container, as it is configured.
+type Idler interface {
+	Idle(ctx context.Context) error
+}

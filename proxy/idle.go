@@ -123,7 +123,7 @@ func (s *Server) stopIdle(ctx context.Context, st *statusReporter, hb *heart) {
 	}
 	s.logger().Info("no connections; stopping backend", "idle", s.idleTimeout())
 	st.report("stopping container")
-	if err := s.stopBackend(ctx, hb); err != nil {
+	if err := s.stopBackend(ctx, hb, true); err != nil {
 		// Still (maybe) running: try again after another idle spell.
 		s.running.Store(true)
 		s.mu.Lock()
@@ -180,7 +180,7 @@ func (s *Server) exitIfIdle(ctx, flowCtx context.Context, st *statusReporter, hb
 	}
 	s.logger().Info("no connections; stopping backend and exiting", "idle", s.idleTimeout())
 	st.report("stopping container")
-	if err := s.stopBackend(ctx, hb); err != nil {
+	if err := s.stopBackend(ctx, hb, true); err != nil {
 		return true, fmt.Errorf("stopping idle backend: %w", err)
 	}
 	return true, nil
@@ -212,7 +212,7 @@ func (s *Server) shutdown(ctx context.Context, cancelFlows context.CancelFunc, s
 	if !s.running.Swap(false) {
 		return nil
 	}
-	if err := s.stopBackend(ctx, hb); err != nil {
+	if err := s.stopBackend(ctx, hb, false); err != nil {
 		return fmt.Errorf("stopping backend on shutdown: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -765,6 +766,52 @@ func TestStopTimeout(t *testing.T) {
 					t.Errorf("Stop's time: got %v; want [%v]", got, tt.want)
 				}
 			})
+		})
+	}
+}
+
+// idlerBackend is a fakeBackend that is an Idler: it counts Idle calls.
+type idlerBackend struct {
+	*fakeBackend
+	idles atomic.Int32
+}
+
+func (b *idlerBackend) Idle(ctx context.Context) error {
+	b.idles.Add(1)
+	return nil
+}
+
+// TestIdlerIdleAtIdleStopOnShutdown: a backend that is an Idler gets Idle
+// after the idle timeout, with or without ExitOnIdle, and Stop on
+// shutdown.
+func TestIdlerIdleAtIdleStopOnShutdown(t *testing.T) {
+	for _, exit := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			srv, ln, be := bubbleServer(time.Minute, exit)
+			ib := &idlerBackend{fakeBackend: be}
+			srv.Backend = ib
+			r := startRun(t, srv)
+			c := ln.Dial()
+			pipeRoundTrip(t, c, "hello")
+			c.Close()
+			time.Sleep(2 * time.Minute)
+			synctest.Wait()
+			if ib.idles.Load() != 1 || len(be.Stops()) != 0 {
+				t.Errorf("exit-on-idle %v, after the idle timeout: %d Idle, %d Stop calls; want 1, 0", exit, ib.idles.Load(), len(be.Stops()))
+			}
+			if exit {
+				<-r.done
+				return
+			}
+			c = ln.Dial()
+			pipeRoundTrip(t, c, "again")
+			if err := r.Stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			c.Close()
+			if ib.idles.Load() != 1 || len(be.Stops()) != 1 {
+				t.Errorf("on shutdown: %d Idle, %d Stop calls; want 1, 1", ib.idles.Load(), len(be.Stops()))
+			}
 		})
 	}
 }

@@ -583,29 +583,34 @@ func (s *Server) dialReady(ctx context.Context, network, route string) net.Conn 
 	return c
 }
 
-// stopBackend calls Backend.Stop with a bounded context that survives the
-// cancellation of ctx. With a Heartbeat, Stop runs on a goroutine of its
-// own while the supervising goroutine, which calls stopBackend, beats
-// until Stop returns or overruns StopTimeout by HeartbeatGrace.
-func (s *Server) stopBackend(ctx context.Context, hb *heart) error {
+// stopBackend calls Backend.Stop, or with idle Idler.Idle if the backend
+// has it, with a bounded context that survives the cancellation of ctx.
+// With a Heartbeat, the call runs on a goroutine of its own while the
+// supervising goroutine, which calls stopBackend, beats until it returns
+// or overruns StopTimeout by HeartbeatGrace.
+func (s *Server) stopBackend(ctx context.Context, hb *heart, idle bool) error {
 	d := s.stopTimeout()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 	defer cancel()
+	stop := s.Backend.Stop
+	if i, ok := s.Backend.(Idler); ok && idle {
+		stop = i.Idle
+	}
 	if !hb.on() {
-		return s.Backend.Stop(ctx)
+		return stop(ctx)
 	}
 	var err error
 	done := make(chan struct{})
-	go s.callStop(ctx, &err, done)
+	go callStop(ctx, stop, &err, done)
 	hb.await(done, d, "stopping backend")
 	return err
 }
 
-// callStop calls Backend.Stop for stopBackend, sets *err to its result,
-// and closes done.
-func (s *Server) callStop(ctx context.Context, err *error, done chan<- struct{}) {
+// callStop calls stop for stopBackend, sets *err to its result, and
+// closes done.
+func callStop(ctx context.Context, stop func(context.Context) error, err *error, done chan<- struct{}) {
 	defer close(done)
-	*err = s.Backend.Stop(ctx)
+	*err = stop(ctx)
 }
 
 // dialBackend dials addr, retrying for up to DialTimeout while the backend

@@ -67,14 +67,15 @@ type Definition struct {
 	// FlowIdleTimeout closes a TCP connection idle either way this long
 	// (FlowIdleTimeout=).
 	FlowIdleTimeout *time.Duration
-	ExitOnIdle      *bool          // ExitOnIdle=
-	RollbackWindow  *time.Duration // RollbackWindow=: only with AutoUpdate
-	UpdateInterval  *time.Duration // UpdateInterval=: only with AutoUpdate
-	AuthFile        string         // AuthFile=
-	TLSVerify       *bool          // TLSVerify=
-	CPUs            float64        // CPUs=: 0 for no limit
-	LogLevel        string         // LogLevel=: debug, info, warn or error
-	PodmanURL       string         // PodmanURL=: "" for the system socket, or the user's with RenderOptions.User
+	ExitOnIdle      *bool           // ExitOnIdle=
+	IdleAction      spec.IdleAction // IdleAction=: "" for stop
+	RollbackWindow  *time.Duration  // RollbackWindow=: only with AutoUpdate
+	UpdateInterval  *time.Duration  // UpdateInterval=: only with AutoUpdate
+	AuthFile        string          // AuthFile=
+	TLSVerify       *bool           // TLSVerify=
+	CPUs            float64         // CPUs=: 0 for no limit
+	LogLevel        string          // LogLevel=: debug, info, warn or error
+	PodmanURL       string          // PodmanURL=: "" for the system socket, or the user's with RenderOptions.User
 
 	// Passthrough holds the entries of the other sections, in file order,
 	// keyed by section name: [Socket] and [Install] go to every socket
@@ -223,6 +224,9 @@ func (d *Definition) Serve(o RenderOptions) spec.Serve {
 	setDur(&s.RollbackWindow, d.RollbackWindow)
 	setDur(&s.UpdateInterval, d.UpdateInterval)
 	s.ExitOnIdle, s.TLSVerify = d.ExitOnIdle, d.TLSVerify
+	if d.IdleAction != "" {
+		s.IdleAction = d.IdleAction
+	}
 	s.Ready = d.Probe()
 	s.MaxConnections = d.MaxConnections
 	if d.LogLevel != "" {

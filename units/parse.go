@@ -513,6 +513,15 @@ var lazypodKeys = map[string]keyDef{
 	"UDPTimeout":      duration(func(d *Definition) **time.Duration { return &d.UDPTimeout }, true),
 	"ExitOnIdle":      boolean(func(d *Definition) **bool { return &d.ExitOnIdle }),
 	"FlowIdleTimeout": duration(func(d *Definition) **time.Duration { return &d.FlowIdleTimeout }, true),
+	"IdleAction": func(p *reader, _, s string, _ int) error {
+		if s == "" {
+			p.d.IdleAction = ""
+			return nil
+		}
+		a, err := spec.ParseIdleAction(s)
+		p.d.IdleAction = a
+		return err
+	},
 	"MaxConnections": func(p *reader, _, s string, _ int) error {
 		if s == "" {
 			p.d.MaxConnections = 0

@@ -231,7 +231,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown Quadlet key", base + "[Quadlet]\nDefault=no\n",
 			file + ":5: [Quadlet] Default=no: unknown key: [Quadlet] takes the keys of podman-systemd.unit(5) (Podman 5.8)"},
 		{"unknown lazypod key", base + "[Lazypod]\nIdle=5m\n",
-			file + ":5: [Lazypod] Idle=5m: unknown key: valid keys in [Lazypod] are AuthFile= CPUs= ExitOnIdle= FlowIdleTimeout= IdleTimeout= ListenUnix= LogLevel= MaxConnections= PodmanURL= Ready= ReadyTimeout= RollbackWindow= StopTimeout= TLSVerify= UDPTimeout= UpdateInterval="},
+			file + ":5: [Lazypod] Idle=5m: unknown key: valid keys in [Lazypod] are AuthFile= CPUs= ExitOnIdle= FlowIdleTimeout= IdleAction= IdleTimeout= ListenUnix= LogLevel= MaxConnections= PodmanURL= Ready= ReadyTimeout= RollbackWindow= StopTimeout= TLSVerify= UDPTimeout= UpdateInterval="},
 
 		// As Quadlet refuses them.
 		{"missing image", "[Container]\nPublishPort=80:80\n",
@@ -299,7 +299,7 @@ func TestParseErrors(t *testing.T) {
 		{"ListenUnix duplicate", base + "[Lazypod]\nListenUnix=/run/web.sock:80\nListenUnix=/run/web.sock:81\n",
 			file + ":6: [Lazypod] ListenUnix=/run/web.sock:81: line 5 listens on this path already: remove one"},
 		{"Ready bad", base + "[Lazypod]\nReady=http\n",
-			file + ":5: [Lazypod] Ready=http: valid probes are \"tcp\", \"http:/PATH\", \"exec:COMMAND\", \"healthcheck\", \"notify\", \"none\""},
+			file + ":5: [Lazypod] Ready=http: valid probes are \"listening\", \"tcp\", \"http:/PATH\", \"exec:COMMAND\", \"healthcheck\", \"notify\", \"none\""},
 		{"duration systemd style", base + "[Lazypod]\nIdleTimeout=5min\n",
 			file + ":5: [Lazypod] IdleTimeout=5min: not a duration: use a duration like 90s, 5m or 1h30m, or a number of seconds (systemd's 5min is not understood)"},
 		{"ReadyTimeout 0", base + "[Lazypod]\nReadyTimeout=0\n", file + ":5: [Lazypod] ReadyTimeout=0: must be more than 0, e.g. 30s"},

@@ -24,6 +24,7 @@ var (
 	_ proxy.Backend      = (*launcher.Launcher)(nil)
 	_ proxy.Backend      = hinted{}
 	_ proxy.Readier      = hinted{}
+	_ proxy.Idler        = hinted{}
 	_ launcher.Swapper   = (*updater.Service)(nil)
 	_ launcher.Runtime   = (*podman.Client)(nil)
 	_ updater.Images     = (*podman.Client)(nil)

@@ -146,7 +146,7 @@ func (s *server) launcherConfig(ports []launcher.Port, base *slog.Logger) launch
 	o := s.o
 	cfg := launcher.Config{
 		Name: o.Name, ContainerName: s.podmanRun.Name, Image: s.podmanRun.Image, Options: s.podmanRun.Options, Command: s.podmanRun.Command, Ports: ports,
-		Ready: o.Ready, ReadyTimeout: o.ReadyTimeout, StopTimeout: o.StopTimeout,
+		Ready: o.Ready, ReadyTimeout: o.ReadyTimeout, StopTimeout: o.StopTimeout, IdleAction: o.IdleAction,
 		RuntimeDir:     systemd.RuntimeDir(o.StateDir),
 		RollbackWindow: o.RollbackWindow,
 		Swapper:        s.svc,

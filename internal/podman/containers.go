@@ -43,10 +43,14 @@ func (c *Client) Inspect(ctx context.Context, name string) (launcher.ContainerIn
 	}
 	if data.State != nil {
 		info.Running = data.State.Running
+		info.Paused = data.State.Paused
 		info.ExitCode = int(data.State.ExitCode)
+		if info.Running || info.Paused {
+			info.PID = data.State.Pid
+		}
 	}
 	info.HostNetwork = data.HostConfig != nil && data.HostConfig.NetworkMode == "host"
-	if data.NetworkSettings != nil && info.Running {
+	if data.NetworkSettings != nil && (info.Running || info.Paused) {
 		info.HostPorts = make(map[launcher.ContainerPort]uint16)
 		for key, bindings := range data.NetworkSettings.Ports {
 			cp, err := parseContainerPort(key)
@@ -192,6 +196,24 @@ func (c *Client) Start(ctx context.Context, id string) error {
 		return err
 	}
 	return apiError(containers.Start(cctx, id, nil))
+}
+
+// Pause freezes the running container id (podman pause).
+func (c *Client) Pause(ctx context.Context, id string) error {
+	cctx, err := c.call(ctx)
+	if err != nil {
+		return err
+	}
+	return apiError(containers.Pause(cctx, id, nil))
+}
+
+// Unpause thaws the paused container id (podman unpause).
+func (c *Client) Unpause(ctx context.Context, id string) error {
+	cctx, err := c.call(ctx)
+	if err != nil {
+		return err
+	}
+	return apiError(containers.Unpause(cctx, id, nil))
 }
 
 // Stop stops container id, killing it after timeout. A container that is

@@ -186,6 +186,7 @@ func TestIntegrationProbes(t *testing.T) {
 		probe string
 		env   []string
 	}{
+		{probe: "listening"},
 		{probe: "tcp"},
 		{probe: "http:/healthz"},
 		{probe: "exec:/testserver -check"},

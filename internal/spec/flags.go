@@ -194,7 +194,11 @@ func serveFlagSet(s *Serve) *flagSet {
 	fs.duration(&s.IdleTimeout, "idle-timeout", "stop the container after this `DURATION` with no open connection (0: never; default 5m)", ParseDuration)
 	fs.duration(&s.UDPTimeout, "udp-timeout", "a UDP flow with no datagram either way for this `DURATION` is closed (default 30s)", ParsePositiveDuration)
 	fs.boolean(&s.ExitOnIdle, "exit-on-idle", "exit after the idle stop (default: on when socket-activated, off with --listen)")
-	fs.value("ready", "readiness `PROBE`: tcp, http:/PATH, exec:COMMAND, healthcheck, notify or none (default: tcp, or none when every port is UDP)", func(v string) (err error) {
+	fs.value("idle-action", "what to do with the container at idle: `ACTION` stop, or pause (freeze it: the next start only thaws it)", func(v string) (err error) {
+		s.IdleAction, err = ParseIdleAction(v)
+		return err
+	})
+	fs.value("ready", "readiness `PROBE`: listening, tcp, http:/PATH, exec:COMMAND, healthcheck, notify or none (default: listening)", func(v string) (err error) {
 		s.Ready, err = ParseProbe(v)
 		return err
 	})
@@ -300,6 +304,7 @@ func (s Serve) Args() [][]string {
 	str("state-dir", s.StateDir, "")
 	dur("idle-timeout", s.IdleTimeout, def.IdleTimeout)
 	boolean("exit-on-idle", s.ExitOnIdle)
+	str("idle-action", string(s.IdleAction), string(def.IdleAction))
 	str("ready", s.Ready.String(), "")
 	dur("ready-timeout", s.ReadyTimeout, def.ReadyTimeout)
 	dur("stop-timeout", s.StopTimeout, def.StopTimeout)

@@ -16,7 +16,7 @@ func full() Serve {
 		Name: "web", Image: "docker.io/library/nginx:1.27", Command: []string{"nginx", "-g", "daemon off;"},
 		Ports:       []Port{{FDName: "web", Port: 80, Proto: ProtoTCP}, {FDName: "dns", Port: 53, Proto: ProtoUDP}},
 		Listens:     []Listen{{FDName: "web", Network: "tcp", Addr: "127.0.0.1:8080"}, {Network: "udp", Addr: "[::1]:53"}},
-		IdleTimeout: 90 * time.Second, UDPTimeout: time.Minute, ExitOnIdle: &yes,
+		IdleTimeout: 90 * time.Second, UDPTimeout: time.Minute, ExitOnIdle: &yes, IdleAction: IdlePause,
 		Ready: Probe{Kind: ProbeHTTP, Arg: "/healthz"}, ReadyTimeout: 1500 * time.Millisecond, StopTimeout: 3 * time.Second,
 		MaxConnections: -1, FlowIdleTimeout: time.Hour, PodmanURL: "unix:///run/podman/podman.sock", StateDir: "/var/lib/x",
 		LogLevel: "debug", Env: []string{"A=1", "B=two words=x"}, EnvFiles: []string{"/etc/a.env"},

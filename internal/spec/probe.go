@@ -10,6 +10,10 @@ import (
 type ProbeKind string
 
 const (
+	// ProbeListening: every published port is bound inside the
+	// container, as its own socket tables say (LISTEN for tcp, bound for
+	// udp).
+	ProbeListening ProbeKind = "listening"
 	// ProbeTCP: a connection to the first published tcp port stays open
 	// (or yields bytes) for a moment.
 	ProbeTCP ProbeKind = "tcp"
@@ -27,8 +31,8 @@ const (
 	ProbeNone ProbeKind = "none"
 )
 
-// Probe is a readiness check. The zero Probe means the default: tcp when a
-// tcp port is published, else none.
+// Probe is a readiness check. The zero Probe means the default:
+// listening.
 type Probe struct {
 	Kind ProbeKind
 	// Arg is the path for http ("/healthz") and the command for exec
@@ -48,9 +52,9 @@ func (p Probe) String() string {
 // port.
 func (p Probe) NeedsTCP() bool { return p.Kind == ProbeTCP || p.Kind == ProbeHTTP }
 
-const validProbes = `valid probes are "tcp", "http:/PATH", "exec:COMMAND", "healthcheck", "notify", "none"`
+const validProbes = `valid probes are "listening", "tcp", "http:/PATH", "exec:COMMAND", "healthcheck", "notify", "none"`
 
-// ParseProbe parses a probe: "tcp", "http:/PATH", "exec:COMMAND",
+// ParseProbe parses a probe: "listening", "tcp", "http:/PATH", "exec:COMMAND",
 // "healthcheck", "notify" or "none".
 func ParseProbe(s string) (Probe, error) {
 	kind, arg, hasArg := strings.Cut(s, ":")
@@ -69,7 +73,7 @@ func ParseProbe(s string) (Probe, error) {
 func (p Probe) Check() error {
 	ok := false
 	switch p.Kind {
-	case ProbeTCP, ProbeHealthcheck, ProbeNotify, ProbeNone:
+	case ProbeListening, ProbeTCP, ProbeHealthcheck, ProbeNotify, ProbeNone:
 		ok = p.Arg == ""
 	case ProbeHTTP:
 		ok = strings.HasPrefix(p.Arg, "/") && !strings.ContainsAny(p.Arg, " \t\r\n")
@@ -125,3 +129,24 @@ func ParsePolicy(s string) (Policy, error) {
 
 // Enabled reports whether the policy checks for updates.
 func (p Policy) Enabled() bool { return p == PolicyRegistry || p == PolicyLocal }
+
+// IdleAction is what becomes of the container when the service is idle.
+type IdleAction string
+
+const (
+	// IdleStop stops the container; the next start starts it again.
+	IdleStop IdleAction = "stop"
+	// IdlePause freezes the container (podman pause): it keeps its
+	// memory and uses no CPU, and the next start thaws it.
+	IdlePause IdleAction = "pause"
+)
+
+// ParseIdleAction returns the IdleAction named s. Its error lists the
+// valid values.
+func ParseIdleAction(s string) (IdleAction, error) {
+	switch a := IdleAction(s); a {
+	case IdleStop, IdlePause:
+		return a, nil
+	}
+	return "", fmt.Errorf("valid idle actions are %q, %q", IdleStop, IdlePause)
+}

@@ -13,6 +13,8 @@ func TestParseProbe(t *testing.T) {
 		wantErr bool
 		errMsg  string // if not the list of valid probes
 	}{
+		{name: "listening", in: "listening", want: Probe{Kind: ProbeListening}},
+		{name: "listening with arg", in: "listening:80", wantErr: true},
 		{name: "tcp", in: "tcp", want: Probe{Kind: ProbeTCP}},
 		{name: "http", in: "http:/healthz", want: Probe{Kind: ProbeHTTP, Arg: "/healthz"}},
 		{name: "http query", in: "http:/ready?full=1", want: Probe{Kind: ProbeHTTP, Arg: "/ready?full=1"}},
@@ -41,7 +43,7 @@ func TestParseProbe(t *testing.T) {
 				if err == nil {
 					t.Fatalf("ParseProbe(%q): got %+v, nil; want an error", tt.in, got)
 				}
-				want := `valid probes are "tcp", "http:/PATH", "exec:COMMAND", "healthcheck", "notify", "none"`
+				want := `valid probes are "listening", "tcp", "http:/PATH", "exec:COMMAND", "healthcheck", "notify", "none"`
 				if tt.errMsg != "" {
 					want = tt.errMsg
 				}

@@ -23,7 +23,8 @@ type Serve struct {
 	IdleTimeout     time.Duration // --idle-timeout; 0: never stop
 	UDPTimeout      time.Duration // --udp-timeout
 	ExitOnIdle      *bool         // --exit-on-idle; nil: on when socket-activated
-	Ready           Probe         // --ready; zero: tcp, or none when every port is UDP
+	IdleAction      IdleAction    // --idle-action; "": stop
+	Ready           Probe         // --ready; zero: listening
 	ReadyTimeout    time.Duration // --ready-timeout
 	StopTimeout     time.Duration // --stop-timeout
 	MaxConnections  int           // --max-connections; 0: auto, -1: no cap
@@ -56,6 +57,7 @@ func Defaults() Serve {
 		ReadyTimeout:   60 * time.Second,
 		StopTimeout:    10 * time.Second,
 		LogLevel:       "info",
+		IdleAction:     IdleStop,
 		AutoUpdate:     PolicyDisabled,
 		RollbackWindow: 10 * time.Second,
 		UpdateInterval: time.Hour,

@@ -18,6 +18,8 @@
 //	NOTIFY=1               send "READY=1" to $NOTIFY_SOCKET once listening
 //	UNHEALTHY=1            GET /healthz → 500 "unhealthy", so -check fails;
 //	                       everything else serves as usual
+//	UDP_DELAY=DURATION     bind the UDP port this long after the TCP ports,
+//	                       as a server whose UDP side starts last
 //
 // "testserver -version V" answers V on GET / whatever $VERSION says.
 // "testserver -check" exits 0 if and only if GET
@@ -106,6 +108,14 @@ func run(version string) error {
 	tl, err := net.Listen("tcp", ":9000")
 	if err != nil {
 		return fmt.Errorf("listening on tcp: %w", err)
+	}
+	if v := os.Getenv("UDP_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("parsing UDP_DELAY %q: %w", v, err)
+		}
+		fmt.Fprintf(os.Stderr, "listening on tcp; waiting %s before binding udp\n", d)
+		time.Sleep(d)
 	}
 	ul, err := net.ListenPacket("udp", ":9000")
 	if err != nil {
