@@ -311,10 +311,19 @@ func TestSecurityNoInheritedLeak(t *testing.T) {
 		leakedVars, leakedFDs, inheritable, open)
 }
 
-// TestSecurityRootless runs lazypod as an unprivileged user with that user's
-// rootless Podman (scripts/rootless.sh sets both up): a request is answered,
-// the container is stopped when idle, and lazypod runs as that user.
-func TestSecurityRootless(t *testing.T) {
+// rootless is an unprivileged user with its own rootless Podman service
+// (scripts/rootless.sh), and a copy of lazypod it can run.
+type rootless struct {
+	user, uid, runtimeDir, url string
+	bin                        string // lazypod, the user's to run
+	dir                        string // a directory of the user's: HOME
+	stateDir                   string // in dir
+	podman                     e2eEnv // the user's Podman
+}
+
+// rootlessSetup sets up the rootless user for a test and stops its Podman
+// when the test ends.
+func rootlessSetup(t *testing.T) rootless {
 	e := needE2E(t)
 	if os.Geteuid() != 0 {
 		msg := "the rootless test makes a user with scripts/rootless.sh: run it as root"
@@ -341,49 +350,62 @@ func TestSecurityRootless(t *testing.T) {
 		}
 	})
 	t.Logf("FIGURE rootless setup: %v (scripts/rootless.sh setup; user, service and image kept from earlier runs make it fast)", time.Since(start).Round(10*time.Millisecond))
-	rl := map[string]string{}
+	env := map[string]string{}
 	for line := range strings.SplitSeq(string(out), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "ROOTLESS_") {
-			rl[k] = v
+			env[k] = v
 		}
 	}
-	user, uid, runtimeDir, url := rl["ROOTLESS_USER"], rl["ROOTLESS_UID"], rl["ROOTLESS_XDG_RUNTIME_DIR"], rl["ROOTLESS_PODMAN"]
-	if user == "" || uid == "" || runtimeDir == "" || url == "" {
+	rl := rootless{user: env["ROOTLESS_USER"], uid: env["ROOTLESS_UID"], runtimeDir: env["ROOTLESS_XDG_RUNTIME_DIR"], url: env["ROOTLESS_PODMAN"]}
+	if rl.user == "" || rl.uid == "" || rl.runtimeDir == "" || rl.url == "" {
 		t.Fatalf("setup printed no ROOTLESS_USER, _UID, _XDG_RUNTIME_DIR and _PODMAN:\n%s", out)
 	}
-	userPodman := e2eEnv{bin: e.bin, podmanURL: url, image: rl["ROOTLESS_IMAGE"]}
+	rl.podman = e2eEnv{bin: e.bin, podmanURL: rl.url, image: env["ROOTLESS_IMAGE"]}
 
 	// A copy of the binary and a state directory the user can reach.
-	dir, err := os.MkdirTemp("", "lazypod-rootless-")
-	if err != nil {
+	if rl.dir, err = os.MkdirTemp("", "lazypod-rootless-"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	n, _ := strconv.Atoi(uid)
-	if err := os.Chmod(dir, 0o755); err != nil {
+	t.Cleanup(func() { os.RemoveAll(rl.dir) })
+	n, _ := strconv.Atoi(rl.uid)
+	if err := os.Chmod(rl.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(dir, n, -1); err != nil {
+	if err := os.Chown(rl.dir, n, -1); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "lazypod")
+	rl.bin = filepath.Join(rl.dir, "lazypod")
 	if b, err := os.ReadFile(e.bin); err != nil {
 		t.Fatal(err)
-	} else if err := os.WriteFile(bin, b, 0o755); err != nil {
+	} else if err := os.WriteFile(rl.bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stateDir := filepath.Join(dir, "state")
+	rl.stateDir = filepath.Join(rl.dir, "state")
+	return rl
+}
+
+// serve returns lazypod serve with args, run as the user.
+func (rl rootless) serve(args ...string) *exec.Cmd {
+	return exec.Command("runuser", append([]string{"-u", rl.user, "--", "env", "-i", "PATH=/usr/bin:/bin",
+		"HOME=" + rl.dir, "XDG_RUNTIME_DIR=" + rl.runtimeDir, rl.bin, "serve",
+		"--podman-url", rl.url, "--state-dir", rl.stateDir}, args...)...)
+}
+
+// TestSecurityRootless runs lazypod as an unprivileged user with that user's
+// rootless Podman (scripts/rootless.sh sets both up): a request is answered,
+// the container is stopped when idle, and lazypod runs as that user.
+func TestSecurityRootless(t *testing.T) {
+	rl := rootlessSetup(t)
+	user, uid, stateDir, userPodman := rl.user, rl.uid, rl.stateDir, rl.podman
+	n, _ := strconv.Atoi(uid)
 
 	name := uniqueName(t)
 	web := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	// The notify probe, with a container user that is not the rootless
 	// user either (a subordinate id): its socket goes to
 	// $XDG_RUNTIME_DIR/lazypod.
-	cmd := exec.Command("runuser", "-u", user, "--", "env", "-i", "PATH=/usr/bin:/bin",
-		"HOME="+dir, "XDG_RUNTIME_DIR="+runtimeDir,
-		bin, "serve", "--listen", web, "--port", "8080", "--image", userPodman.image, "--name", name,
-		"--ready", "notify", "--env", "NOTIFY=1", "--user", "1000",
-		"--podman-url", url, "--state-dir", stateDir, "--idle-timeout", "2s", "--stop-timeout", "1s")
+	cmd := rl.serve("--listen", web, "--port", "8080", "--image", userPodman.image, "--name", name,
+		"--ready", "notify", "--env", "NOTIFY=1", "--user", "1000", "--idle-timeout", "2s", "--stop-timeout", "1s")
 	logs, _ := userPodman.startProcess(t, name, cmd)
 
 	if body, err := httpGet(t, "http://"+web+"/"); err != nil || body != "v1\n" {
@@ -611,4 +633,74 @@ func secRootPodmanDir(t *testing.T, e e2eEnv) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// TestRootlessListeningAndPause: as an unprivileged user with rootless
+// Podman, the listening probe reads the container's socket tables (no
+// fallback), so the first datagram through a cold start, to a server that
+// binds UDP a second after TCP, is answered at once; and --idle-action
+// pause pauses the container at idle where the machine's cgroups allow a
+// rootless pause, else stops it and says why. The next datagram wakes it.
+func TestRootlessListeningAndPause(t *testing.T) {
+	rl := rootlessSetup(t)
+	name := uniqueName(t)
+	ports := freePorts(t, 2)
+	web, dns := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	cmd := rl.serve("--listen", "web="+web, "--port", "web=8080", "--listen", "dns=udp:"+dns, "--port", "dns=9000/udp",
+		"--image", rl.podman.image, "--name", name, "--env", "UDP_DELAY=1s",
+		"--idle-action", "pause", "--idle-timeout", "2s", "--udp-timeout", "1s", "--stop-timeout", "1s")
+	logs, _ := rl.podman.startProcess(t, name, cmd)
+	waitListening(t, ports[0])
+
+	echo := func() (time.Duration, error) {
+		c, err := net.Dial("udp", dns)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		began := time.Now()
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return 0, err
+		}
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 16)
+		n, err := c.Read(buf)
+		if err == nil && string(buf[:n]) != "ping" {
+			err = fmt.Errorf("echo %q", buf[:n])
+		}
+		return time.Since(began), err
+	}
+	took, err := echo()
+	if err != nil {
+		t.Fatalf("the first datagram through the cold start: %v; want its echo, without a retry", err)
+	}
+	t.Logf("FIGURE rootless: first datagram through a cold start answered in %s (UDP bound 1s after TCP)", took.Round(time.Millisecond))
+	if took < time.Second {
+		t.Errorf("answered in %s, before the server bound UDP 1s after TCP: the probe did not wait for it", took)
+	}
+	if strings.Contains(logs.String(), "instead of listening") {
+		t.Errorf("the listening probe fell back under rootless Podman:\n%s", logs.String())
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	state := ""
+	for ; time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		state = rl.podman.podman(t, "inspect", "--format", "{{.State.Status}}", name)
+		if state == "paused" || state == "exited" {
+			break
+		}
+	}
+	switch {
+	case state == "paused":
+		t.Logf("FIGURE rootless: --idle-action pause paused the container")
+	case state == "exited" && strings.Contains(logs.String(), "pausing container; stopping it instead"):
+		t.Logf("FIGURE rootless: pause not possible here (cgroups v1); stopped instead, and the log says why")
+	default:
+		t.Fatalf("container %s is %q 30s after the last datagram; want paused, or exited with the reason logged\n%s", name, state, logs.String())
+	}
+	took, err = echo()
+	if err != nil {
+		t.Fatalf("a datagram after the idle %s: %v; want its echo", state, err)
+	}
+	t.Logf("FIGURE rootless: woken from %s in %s", state, took.Round(time.Millisecond))
 }
