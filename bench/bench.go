@@ -22,8 +22,9 @@ const (
 
 // The cold-start contenders.
 const (
-	coldLazypod    = "lazypod"     // socket-activated, --ready http:/
-	coldLazypodTCP = "lazypod-tcp" // socket-activated, the default --ready tcp
+	coldLazypod    = "lazypod"           // socket-activated, --ready http:/
+	coldLazypodTCP = "lazypod-tcp"       // socket-activated, --ready tcp
+	coldLazypodDef = "lazypod-listening" // socket-activated, the default --ready listening
 	coldAPI        = "by hand, API"
 	coldCLI        = "by hand, CLI"
 )
@@ -126,8 +127,8 @@ func newBench(cfg config) (*bench, error) {
 	return &bench{cfg: cfg, pm: pm}, nil
 }
 
-var containers = []string{"lzbench-direct", "lzbench-warm", "lzbench-cold", "lzbench-coldtcp",
-	"lzbench-hand", "lzbench-handrm", "lzbench-held", "lzbench-idle"}
+var containers = []string{"lzbench-direct", "lzbench-warm", "lzbench-cold", "lzbench-coldtcp", "lzbench-coldlisten",
+	"lzbench-hand", "lzbench-handrm", "lzbench-held", "lzbench-idle", "lzbench-wake-go", "lzbench-wake-jvm", "lzbench-dns"}
 
 func (b *bench) logf(format string, args ...any) {
 	fmt.Printf("==> "+format+"\n", args...)
@@ -165,6 +166,10 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 	}
 	if err := b.heldConnections(ctx); err != nil {
 		return nil, fmt.Errorf("held connections: %w", err)
+	}
+	b.logf("the first DNS query through a cold start, %d times per probe", b.cfg.FirstQueries)
+	if err := b.firstQueries(ctx); err != nil {
+		return nil, err
 	}
 	if err := b.footprints(ctx); err != nil {
 		return nil, fmt.Errorf("footprint: %w", err)
@@ -224,7 +229,7 @@ func (b *bench) setup(ctx context.Context) error {
 
 	// The cold contenders' containers, made by one activation each and
 	// stopped by lazypod's SIGTERM.
-	for _, c := range []struct{ name, probe string }{{"lzbench-cold", "http:/"}, {"lzbench-coldtcp", "tcp"}, {"lzbench-held", "http:/"}} {
+	for _, c := range []struct{ name, probe string }{{"lzbench-cold", "http:/"}, {"lzbench-coldtcp", "tcp"}, {"lzbench-coldlisten", ""}, {"lzbench-held", "http:/"}} {
 		if _, _, err := b.coldLazypod(ctx, c.name, c.probe, false); err != nil {
 			return err
 		}
@@ -279,8 +284,10 @@ func (b *bench) startLazypod(name string, ports []int, probe, idle string) (*pro
 	fdnames := []string{"web", "echo"}[:len(ports)]
 	prog := []string{b.cfg.Lazypod, "serve", "--image", b.cfg.Image, "--name", name,
 		"--port", "web=8080", "--podman-url", b.cfg.PodmanURL,
-		"--state-dir", b.path("state-" + name), "--idle-timeout", idle,
-		"--ready", probe, "--stop-timeout", "5s"}
+		"--state-dir", b.path("state-" + name), "--idle-timeout", idle, "--stop-timeout", "5s"}
+	if probe != "" {
+		prog = append(prog, "--ready", probe)
+	}
 	if len(ports) > 1 {
 		prog = append(prog, "--port", "echo=9000")
 	}
@@ -362,9 +369,9 @@ func (b *bench) round(ctx context.Context, r int) error {
 		}
 	}
 	for _, removed := range []bool{false, true} {
-		fig, conts := "cold-stopped", []string{coldLazypod, coldLazypodTCP, coldAPI, coldCLI}
+		fig, conts := "cold-stopped", []string{coldLazypod, coldLazypodTCP, coldLazypodDef, coldAPI, coldCLI}
 		if removed {
-			fig, conts = "cold-removed", []string{coldLazypod, coldAPI, coldCLI}
+			fig, conts = "cold-removed", []string{coldLazypod, coldLazypodDef, coldAPI, coldCLI}
 		}
 		for _, c := range order(conts, r) {
 			d, took, err := b.cold(ctx, c, removed)
@@ -378,7 +385,7 @@ func (b *bench) round(ctx context.Context, r int) error {
 			b.logf("  %-14s %-14s %7.1f ms", fig, c, ms(d))
 		}
 	}
-	return nil
+	return b.wakes(ctx, r)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -392,6 +399,8 @@ func (b *bench) cold(ctx context.Context, c string, removed bool) (time.Duration
 		return b.coldLazypod(ctx, "lzbench-cold", "http:/", removed)
 	case coldLazypodTCP:
 		return b.coldLazypod(ctx, "lzbench-coldtcp", "tcp", removed)
+	case coldLazypodDef:
+		return b.coldLazypod(ctx, "lzbench-coldlisten", "", removed)
 	}
 	name := "lzbench-hand"
 	if removed {

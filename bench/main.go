@@ -36,13 +36,18 @@ type config struct {
 	Lazypod   string
 	Proxyd    string
 	Image     string
+	JVMImage  string // the JVM server of the wake figure
+	DNSImage  string // dnsmasq, for the first-query figure
 	Rounds    int
-	BulkBytes int64
-	WrkTime   time.Duration
-	WorkDir   string
-	Report    string // BENCHMARKS.md
-	Chart     string // PNG
-	Command   string // how the run was started, for the report
+	// FirstQueries is how many cold starts each probe of the first-query
+	// figure gets.
+	FirstQueries int
+	BulkBytes    int64
+	WrkTime      time.Duration
+	WorkDir      string
+	Report       string // BENCHMARKS.md
+	Chart        string // PNG
+	Command      string // how the run was started, for the report
 }
 
 func main() {
@@ -56,6 +61,9 @@ func main() {
 	flag.StringVar(&cfg.Lazypod, "lazypod", "build/lazypod", "lazypod `BINARY`")
 	flag.StringVar(&cfg.Proxyd, "proxyd", "/lib/systemd/systemd-socket-proxyd", "systemd-socket-proxyd `BINARY`")
 	flag.StringVar(&cfg.Image, "image", "localhost/lazypod-testserver:latest", "test server `IMAGE`")
+	flag.StringVar(&cfg.JVMImage, "jvm-image", "localhost/lazypod-jvm:latest", "JVM HTTP server `IMAGE` (scripts/build-rootfs-images.sh)")
+	flag.StringVar(&cfg.DNSImage, "dns-image", "localhost/lazypod-dnsmasq:latest", "dnsmasq `IMAGE` answering lazypod.test (scripts/build-rootfs-images.sh)")
+	flag.IntVar(&cfg.FirstQueries, "first-queries", 10, "`N` cold starts per probe for the first DNS query figure")
 	flag.IntVar(&cfg.Rounds, "rounds", rounds, "`N` alternating rounds (default: $ROUNDS, else 6; a multiple of 6 balances the order of three contenders)")
 	flag.Int64Var(&cfg.BulkBytes, "bulk-bytes", 1<<30, "`BYTES` of one bulk transfer (split over the streams)")
 	flag.DurationVar(&cfg.WrkTime, "wrk-duration", 3*time.Second, "`DURATION` of each wrk run")

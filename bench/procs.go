@@ -138,22 +138,44 @@ func freePort() (int, error) {
 // waitListening waits until something listens on 127.0.0.1:port, reading
 // /proc/net/tcp: connecting would activate the service.
 func waitListening(port int, timeout time.Duration) error {
+	return waitTable("tcp", "0A", port, timeout)
+}
+
+// waitBoundUDP waits until a UDP socket is bound to 127.0.0.1:port,
+// reading /proc/net/udp: sending would activate the service.
+func waitBoundUDP(port int, timeout time.Duration) error {
+	return waitTable("udp", "", port, timeout)
+}
+
+// waitTable waits until /proc/net/TABLE has a socket on 127.0.0.1:port, in
+// state st if st is not empty.
+func waitTable(table, st string, port int, timeout time.Duration) error {
 	want := fmt.Sprintf("0100007F:%04X", port)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		data, err := os.ReadFile("/proc/net/tcp")
+		data, err := os.ReadFile("/proc/net/" + table)
 		if err != nil {
 			return err
 		}
 		for _, line := range strings.Split(string(data), "\n") {
 			f := strings.Fields(line)
-			if len(f) > 3 && f[1] == want && f[3] == "0A" {
+			if len(f) > 3 && f[1] == want && (st == "" || f[3] == st) {
 				return nil
 			}
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return fmt.Errorf("nothing listens on 127.0.0.1:%d after %s", port, timeout)
+	return fmt.Errorf("nothing bound to %s 127.0.0.1:%d after %s", table, port, timeout)
+}
+
+// freeUDPPort returns a loopback UDP port nothing is bound to now.
+func freeUDPPort() (int, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 // rssKB returns a process's resident set in kB.

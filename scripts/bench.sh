@@ -20,12 +20,15 @@ command -v wrk >/dev/null || die "wrk is not installed: run scripts/deps.sh"
 [ -x /lib/systemd/systemd-socket-proxyd ] || die "no /lib/systemd/systemd-socket-proxyd: run scripts/deps.sh"
 # The chart is drawn with gnuplot; it is not in deps.sh's default list.
 scripts/deps.sh gnuplot-nox
+# javac, for the JVM server of the wake-from-pause figure.
+scripts/deps.sh openjdk-17-jdk-headless
 
 start=${EPOCHREALTIME/./}
 mkdir -p "$DIR"
 trap 'scripts/podman-service.sh stop "$DIR"' EXIT
 scripts/podman-service.sh start "$DIR"
 scripts/build-images.sh "$DIR" testserver
+scripts/build-rootfs-images.sh "$DIR" dnsmasq jvm
 podman_paths "$DIR"
 
 log "building build/lazypod-bench"

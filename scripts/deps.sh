@@ -19,13 +19,14 @@
 #                         a Debian rootfs booted with systemd-nspawn: the units tests under real systemd
 #   gcc                   go test -race needs cgo
 #   busybox-static        /bin/sh in the test server image: health commands in shell form
+#   bind9-dnsutils        dig: the first DNS query through a cold start of the dnsmasq image
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 packages=("$@")
 if [ ${#packages[@]} -eq 0 ]; then
 	packages=(podman runc conmon netavark aardvark-dns iptables uidmap slirp4netns curl iproute2
-		systemd docker-registry skopeo wrk gcc debootstrap systemd-container busybox-static)
+		systemd docker-registry skopeo wrk gcc debootstrap systemd-container busybox-static bind9-dnsutils)
 fi
 
 # One dpkg-query for all: it lists the installed ones ("ii "), and we keep the others.

@@ -2,7 +2,8 @@
 # test.sh: what `make test` runs once build/lazypod is built and the Debian packages are in.
 #
 #   1. start a private Podman in build/podman (storage kept there between runs: images stay cached)
-#   2. build the test images into it (scripts/build-images.sh)
+#   2. build the test images into it (scripts/build-images.sh; the dnsmasq image with
+#      scripts/build-rootfs-images.sh, in the background while go vet runs)
 #   3. go vet
 #   4. go test -race on every package, with the environment the integration tests read:
 #        LAZYPOD_TEST_PODMAN   the private Podman's socket URL
@@ -58,10 +59,22 @@ podman_paths "$podman_dir"
 log "building test images"
 scripts/build-images.sh "$podman_dir" testserver demo
 
+# The dnsmasq image is imported from a debootstrapped rootfs: about 90 s the first time, cached in
+# build/rootfs-cache after. It is built while go vet runs, and waited for before go test.
+log "building the dnsmasq image in the background (log: $podman_dir/build-rootfs.log)"
+scripts/build-rootfs-images.sh "$podman_dir" dnsmasq >"$podman_dir/build-rootfs.log" 2>&1 &
+rootfs_pid=$!
+
 log "go vet"
 # Without cgo, vet reuses what the build of lazypod compiled (the Podman bindings take minutes).
 # shellcheck disable=SC2086 # PKGS is a list of words
 CGO_ENABLED=0 go vet -tags "$LAZYPOD_GO_TAGS" ${PKGS:-./...}
+
+wait "$rootfs_pid" || {
+	sed 's/^/    /' "$podman_dir/build-rootfs.log" >&2
+	die "building the dnsmasq image failed"
+}
+sed -n 's/^==> /==> /p' "$podman_dir/build-rootfs.log"
 
 log "go test"
 set +e
