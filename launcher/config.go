@@ -157,6 +157,9 @@ type Config struct {
 	// start or stop, such as "pulling IMAGE"; cmd/lazypod sends them to
 	// systemd as STATUS=. If nil, none.
 	Status func(line string)
+	// OnReady, if set, is called after each start that made the container
+	// ready, once the waiting callers are released. It must not block.
+	OnReady func()
 }
 
 func (c *Config) readyTimeout() time.Duration {

@@ -280,6 +280,9 @@ func (l *Launcher) startContainer(ctx context.Context, gen uint64, delay time.Du
 	} else {
 		l.status("container %s ready in %s", l.cfg.Name, took.Round(time.Millisecond))
 	}
+	if l.cfg.OnReady != nil {
+		l.cfg.OnReady()
+	}
 	if r.readyDone != nil {
 		// Told without holding up the waiting callers.
 		l.wg.Add(1) // this start holds the group above zero

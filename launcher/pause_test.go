@@ -114,3 +114,39 @@ func TestPausedContainerReplaced(t *testing.T) {
 		}
 	})
 }
+
+// TestStartRemovesRenamed: a service whose container is now named
+// ContainerName (systemd-NAME, as Quadlet names it) removes its stopped
+// container of the earlier name, NAME, at its first start, and leaves a
+// running one or one that is not the service's.
+func TestStartRemovesRenamed(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		labels  map[string]string
+		running bool
+		removed bool
+	}{
+		{"stopped, the service's", map[string]string{LabelService: "svc"}, false, true},
+		{"running", map[string]string{LabelService: "svc"}, true, false},
+		{"another's", map[string]string{LabelService: "other"}, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeRuntime()
+				old := f.add("svc", tt.labels, tt.running)
+				cfg := testConfig(t, f)
+				cfg.ContainerName = "systemd-svc"
+				l := runLauncher(t, cfg)
+				if err := l.Start(t.Context()); err != nil {
+					t.Fatalf("Start: %v", err)
+				}
+				if gone := f.containerID("svc") == ""; gone != tt.removed {
+					t.Errorf("container of the earlier name removed: %v; want %v", gone, tt.removed)
+				}
+				if !f.running("systemd-svc") || f.containerID("systemd-svc") == old {
+					t.Error("the container of the new name does not run")
+				}
+			})
+		})
+	}
+}

@@ -240,14 +240,18 @@ func (l *Launcher) pullImage(ctx context.Context) (string, error) {
 // alone.
 func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerInfo, error) {
 	name := l.cfg.container()
-	if err := l.removeRenamed(ctx); err != nil {
-		return ContainerInfo{}, err
-	}
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	info, ok, err := l.rt.Inspect(cctx, name)
 	cancel()
 	if err != nil {
 		return ContainerInfo{}, fmt.Errorf("inspecting container: %w", causeOf(ctx, err))
+	}
+	if !ok {
+		// Only before the container of the name is made: once it is,
+		// a container of the earlier name is gone.
+		if err := l.removeRenamed(ctx); err != nil {
+			return ContainerInfo{}, err
+		}
 	}
 	if ok {
 		if info.Labels[LabelService] != l.cfg.Name {

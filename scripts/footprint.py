@@ -9,7 +9,7 @@
 import socket, subprocess, time, os, sys, resource
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
 url=os.environ["PM_URL"]
-p=subprocess.Popen(["build/lazypod","serve","--image","localhost/lazypod-testserver:latest","--name","lz-rss",
+p=subprocess.Popen([os.environ.get("LAZYPOD","build/lazypod"),"serve","--image","localhost/lazypod-testserver:latest","--name","lz-rss",
   "--listen","web=127.0.0.1:18080","--listen","echo=127.0.0.1:19000","--port","web=8080","--port","echo=9000",
   "--podman-url",url,"--state-dir","/tmp/lzrss","--idle-timeout","60s"], stderr=open("/tmp/rss.log","w"))
 def rss():
@@ -19,7 +19,7 @@ def fds(): return len(os.listdir(f"/proc/{p.pid}/fd"))
 time.sleep(1)
 print("before first connection: RSS kB", rss(), "fds", fds())
 t=time.time(); s=socket.create_connection(("127.0.0.1",18080)); s.sendall(b"GET / HTTP/1.0\r\n\r\n"); print(s.recv(1000).split(b"\r\n\r\n")[1], "cold", round(time.time()-t,3)); s.close()
-time.sleep(0.5)
+time.sleep(2) # past the trim a second after ready
 print("idle, container running: RSS kB", rss(), "fds", fds())
 conns=[]
 for i in range(1000):

@@ -152,6 +152,7 @@ func (s *server) launcherConfig(ports []launcher.Port, base *slog.Logger) launch
 		Swapper:        s.svc,
 		Logger:         base,
 		Status:         s.status,
+		OnReady:        func() { time.AfterFunc(trimDelay, s.trimMemory) },
 	}
 	if o.RollbackWindow == 0 {
 		cfg.RollbackWindow = -1 // none
@@ -224,6 +225,11 @@ func (s *server) run(ctx context.Context) error {
 	s.log.Info("listening", "sockets", systemd.Names(s.socks), "image", s.o.Image, "activated", s.activated,
 		"idle_timeout", s.o.IdleTimeout, "exit_on_idle", s.proxy.ExitOnIdle, "procs", runtime.GOMAXPROCS(0))
 	s.sd.Ready("idle")
+	if !s.activated {
+		// With --listen, nothing waits: give back what start-up used.
+		// (Socket-activated, a connection waits for the start.)
+		time.AfterFunc(trimDelay, s.trimMemory)
+	}
 
 	lctx, lcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer lcancel()
