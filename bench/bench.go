@@ -533,7 +533,9 @@ func (b *bench) footprints(ctx context.Context) error {
 		}
 		fp.BinaryBytes = st.Size()
 		pid := f.p.pid()
-		time.Sleep(time.Second) // let the last benchmark's flows close
+		// Let the last benchmark's flows close, and lazypod give memory
+		// back a second after the last one did (proxy.QuietAfter).
+		time.Sleep(2 * time.Second)
 		if fp.IdleRSSKB, err = rssKB(pid); err != nil {
 			return err
 		}

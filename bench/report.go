@@ -447,7 +447,7 @@ func writeFootprint(b *strings.Builder, r *results) {
 	w("### 5. Footprint")
 	w("")
 	w("RSS and open descriptors of the serving process (from `/proc`), socket-activated, container running,")
-	w("no flow; then with %d echo flows open (each has carried a byte both ways).", flowCount)
+	w("no flow for 2 s after the rounds' load; then with %d echo flows open (each has carried a byte both ways).", flowCount)
 	w("")
 	w("| | binary | links | RSS idle | fds idle | RSS, %d flows | fds, %d flows | fds per flow | RSS per flow |", flowCount, flowCount)
 	w("|---|---|---|---|---|---|---|---|---|")

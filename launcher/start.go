@@ -50,6 +50,30 @@ type attempt struct {
 	// disposable says to remove the container if the try fails, not just
 	// stop it: its image is about to be rolled back from.
 	disposable bool
+	// inspected, if not nil, yields the service's container as inspected
+	// while the image was resolved (inspectAhead), so the two calls to
+	// the engine overlap; else ensureContainer inspects it.
+	inspected <-chan inspection
+}
+
+// inspection is the answer to an Inspect of the service's container.
+type inspection struct {
+	info ContainerInfo
+	ok   bool
+	err  error
+}
+
+// inspectAhead inspects the service's container on a goroutine of its
+// own, for ensureContainer to take the answer from.
+func (l *Launcher) inspectAhead(ctx context.Context) <-chan inspection {
+	ch := make(chan inspection, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		info, ok, err := l.rt.Inspect(cctx, l.cfg.container())
+		ch <- inspection{info, ok, err}
+	}()
+	return ch
 }
 
 // start runs one try of a start: container, start, probe. It leaves no
@@ -73,9 +97,11 @@ func (l *Launcher) start(ctx context.Context, gen uint64, img attempt, began tim
 	rctx, cancel := context.WithTimeoutCause(ctx, l.cfg.readyTimeout(), errReadyTimeout)
 	defer cancel()
 	var w *exitWatch
+	var known *ContainerInfo // what the probe needs, if inspect told it already
 	if info.Running {
 		log.Info("adopting running container")
 		w = l.watchExit(gen, info.ID)
+		known = &info
 	} else {
 		log.Debug("starting container")
 		err := l.launch(rctx, info.ID)
@@ -99,7 +125,7 @@ func (l *Launcher) start(ctx context.Context, gen uint64, img attempt, began tim
 		w = l.watchExit(gen, info.ID)
 	}
 
-	t, err := l.target(rctx, info.ID, w)
+	t, err := l.target(rctx, info.ID, w, known)
 	if err == nil {
 		l.status("waiting for container %s to be ready (probe %s)", l.cfg.Name, t.probe)
 		t.notify = notify
@@ -240,9 +266,15 @@ func (l *Launcher) pullImage(ctx context.Context) (string, error) {
 // alone.
 func (l *Launcher) ensureContainer(ctx context.Context, img attempt) (ContainerInfo, error) {
 	name := l.cfg.container()
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	info, ok, err := l.rt.Inspect(cctx, name)
-	cancel()
+	var in inspection
+	if img.inspected != nil {
+		in = <-img.inspected
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		in.info, in.ok, in.err = l.rt.Inspect(cctx, name)
+		cancel()
+	}
+	info, ok, err := in.info, in.ok, in.err
 	if err != nil {
 		return ContainerInfo{}, fmt.Errorf("inspecting container: %w", causeOf(ctx, err))
 	}
@@ -325,13 +357,20 @@ func (l *Launcher) removeRenamed(ctx context.Context) error {
 }
 
 // target inspects the started container id for what the probes and Addr
-// need: its host ports.
-func (l *Launcher) target(ctx context.Context, id string, w *exitWatch) (probeTarget, error) {
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
-	info, ok, err := l.rt.Inspect(cctx, id)
-	cancel()
-	if err != nil {
-		return probeTarget{}, fmt.Errorf("inspecting started container: %w", causeOf(ctx, err))
+// need: its host ports. known, if not nil, is the running container as
+// inspected already (one adopted or thawed), and spares the call.
+func (l *Launcher) target(ctx context.Context, id string, w *exitWatch, known *ContainerInfo) (probeTarget, error) {
+	info, ok := ContainerInfo{}, false
+	if known != nil {
+		info, ok = *known, true
+	} else {
+		var err error
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		info, ok, err = l.rt.Inspect(cctx, id)
+		cancel()
+		if err != nil {
+			return probeTarget{}, fmt.Errorf("inspecting started container: %w", causeOf(ctx, err))
+		}
 	}
 	if !ok || !info.Running {
 		// Exited already: the watcher has, or will soon have, the code.

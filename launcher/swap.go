@@ -41,10 +41,12 @@ func (l *Launcher) startChosen(ctx context.Context, gen uint64) (*startResult, e
 	if l.cfg.Swapper == nil {
 		began := time.Now()
 		l.status("starting container %s", l.cfg.Name)
+		ahead := l.inspectAhead(ctx)
 		img, err := l.ensureImage(ctx)
 		if err != nil {
 			return nil, err
 		}
+		img.inspected = ahead
 		return l.start(ctx, gen, img, began)
 	}
 
@@ -53,6 +55,7 @@ func (l *Launcher) startChosen(ctx context.Context, gen uint64) (*startResult, e
 	}
 	began := time.Now()
 	l.status("starting container %s", l.cfg.Name)
+	ahead := l.inspectAhead(ctx)
 	cctx, cancel := context.WithTimeout(ctx, callTimeout)
 	image, fallback, err := l.cfg.Swapper.Choose(cctx)
 	cancel()
@@ -63,6 +66,7 @@ func (l *Launcher) startChosen(ctx context.Context, gen uint64) (*startResult, e
 	if err != nil {
 		return nil, err
 	}
+	img.inspected = ahead
 	img.disposable = fallback != ""
 	r, err := l.start(ctx, gen, img, began)
 	if err == nil {

@@ -11,6 +11,10 @@ import (
 // statusInterval is how often the status line is refreshed, at most.
 const statusInterval = time.Second
 
+// QuietAfter is how long no flow must be open before Server.Quiet is
+// called.
+const QuietAfter = time.Second
+
 // supervise is Run's own goroutine: it owns the idle clock, the status
 // line, the heartbeat, the exit decision and the shutdown. It beats
 // between its other cases, so a beat says that it is responsive; what it
@@ -21,6 +25,9 @@ func (s *Server) supervise(ctx, flowCtx context.Context, cancelFlows context.Can
 	idle.Stop()
 	defer idle.Stop()
 	s.armIdle(idle)
+	quiet := time.NewTimer(time.Hour)
+	quiet.Stop()
+	defer quiet.Stop()
 
 	hb := &heart{fn: s.Heartbeat, log: s.logger()}
 	if hb.on() {
@@ -49,6 +56,15 @@ func (s *Server) supervise(ctx, flowCtx context.Context, cancelFlows context.Can
 
 		case <-s.kick:
 			s.armIdle(idle)
+			s.armQuiet(quiet)
+
+		case <-quiet.C:
+			s.mu.Lock()
+			open := s.open
+			s.mu.Unlock()
+			if open == 0 {
+				go s.Quiet()
+			}
 
 		case <-idle.C:
 			if !s.idleDue(idle) {
@@ -89,6 +105,22 @@ func (s *Server) idleDeadline() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return since.Add(d), true
+}
+
+// armQuiet starts the quiet timer when no flow is open, and stops it when
+// one is.
+func (s *Server) armQuiet(quiet *time.Timer) {
+	if s.Quiet == nil {
+		return
+	}
+	s.mu.Lock()
+	open := s.open
+	s.mu.Unlock()
+	if open > 0 {
+		quiet.Stop()
+		return
+	}
+	quiet.Reset(QuietAfter)
 }
 
 // armIdle sets the idle timer from the current state.

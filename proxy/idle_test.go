@@ -815,3 +815,41 @@ func TestIdlerIdleAtIdleStopOnShutdown(t *testing.T) {
 		})
 	}
 }
+
+// TestQuietOncePerSpell: Quiet is called QuietAfter after the last flow
+// closed, once per quiet spell, and not while a flow is open.
+func TestQuietOncePerSpell(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, ln, _ := bubbleServer(time.Hour, false)
+		var quiets atomic.Int32
+		srv.Quiet = func() { quiets.Add(1) }
+		startRun(t, srv)
+		c := ln.Dial()
+		pipeRoundTrip(t, c, "hello")
+		time.Sleep(10 * QuietAfter)
+		synctest.Wait()
+		if n := quiets.Load(); n != 0 {
+			t.Errorf("Quiet calls with a flow open: %d; want 0", n)
+		}
+		c.Close()
+		synctest.Wait()
+		time.Sleep(QuietAfter - time.Millisecond)
+		synctest.Wait()
+		if n := quiets.Load(); n != 0 {
+			t.Errorf("Quiet calls just before QuietAfter: %d; want 0", n)
+		}
+		time.Sleep(10 * QuietAfter)
+		synctest.Wait()
+		if n := quiets.Load(); n != 1 {
+			t.Errorf("Quiet calls in one quiet spell: %d; want 1", n)
+		}
+		c = ln.Dial()
+		pipeRoundTrip(t, c, "again")
+		c.Close()
+		time.Sleep(2 * QuietAfter)
+		synctest.Wait()
+		if n := quiets.Load(); n != 2 {
+			t.Errorf("Quiet calls after a second spell: %d; want 2", n)
+		}
+	})
+}

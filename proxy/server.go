@@ -85,6 +85,11 @@ type Server struct {
 	// the backend is never stopped for being idle.
 	IdleTimeout time.Duration
 
+	// Quiet, if set, is called on a goroutine of its own once no flow
+	// has been open for QuietAfter, once per such quiet spell: lazypod
+	// gives memory back then. It must not block for long.
+	Quiet func()
+
 	// ExitOnIdle makes Run return nil after the idle stop, for
 	// socket-activated use: connections that arrive meanwhile stay in the
 	// listener's backlog for the next activation. If false, the Server

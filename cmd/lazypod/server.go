@@ -192,6 +192,7 @@ func (s *server) proxyServer(routes []proxy.Route) *proxy.Server {
 		Routes:          routes,
 		IdleTimeout:     idle,
 		ExitOnIdle:      exitOnIdle,
+		Quiet:           s.trimMemory,
 		ReadyTimeout:    readyWait,
 		DrainTimeout:    o.StopTimeout,
 		StopTimeout:     o.StopTimeout + time.Minute,
