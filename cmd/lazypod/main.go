@@ -32,8 +32,9 @@ var (
 	_ updater.Containers = (*podman.Client)(nil)
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..." (the
+// Makefile gives git describe's); else the module's, as go install sets it.
+var version = ""
 
 const usage = `usage: lazypod COMMAND [flags]
 
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "units":
 		err = runUnits(ctx, rest, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "lazypod", version)
+		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
