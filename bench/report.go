@@ -43,13 +43,17 @@ func (r *results) vals(fig, c string) map[int]float64 {
 	return m
 }
 
-func (r *results) med(fig, c string) float64 {
+// sorted returns the figure's values for contender c, in order.
+func (r *results) sorted(fig, c string) []float64 {
 	var xs []float64
 	for _, v := range r.vals(fig, c) {
 		xs = append(xs, v)
 	}
-	return median(xs)
+	slices.Sort(xs)
+	return xs
 }
+
+func (r *results) med(fig, c string) float64 { return median(r.sorted(fig, c)) }
 
 // paired returns f(a, b) for every round that has both, the way ratios are
 // taken: within a round, then the median over rounds.
@@ -358,14 +362,7 @@ func writeCold(b *strings.Builder, r *results) {
 	w("| container | lazypod, --ready listening (default) | lazypod, --ready tcp | lazypod, --ready http:/ | by hand, API | by hand, CLI | lazypod (default) − by hand (API) | lazypod (default)/by hand (API) | launcher's share (http:/) | rest of lazypod (http:/) |")
 	w("|---|---|---|---|---|---|---|---|---|---|")
 	for _, f := range []struct{ fig, label string }{{"cold-stopped", "stopped"}, {"cold-removed", "removed"}} {
-		cell := func(c string) string {
-			var xs []float64
-			for _, v := range r.vals(f.fig, c) {
-				xs = append(xs, v)
-			}
-			slices.Sort(xs)
-			return spread(xs, "%.0f")
-		}
+		cell := func(c string) string { return spread(r.sorted(f.fig, c), "%.0f") }
 		orNot := func(c string) string {
 			if len(r.vals(f.fig, c)) == 0 {
 				return "not measured"
@@ -390,14 +387,7 @@ func writeCold(b *strings.Builder, r *results) {
 	w("|---|---|---|---|")
 	for _, app := range []string{"go", "jvm"} {
 		fig := "wake-" + app
-		cell := func(c string) string {
-			var xs []float64
-			for _, v := range r.vals(fig, c) {
-				xs = append(xs, v)
-			}
-			slices.Sort(xs)
-			return spread(xs, "%.0f")
-		}
+		cell := func(c string) string { return spread(r.sorted(fig, c), "%.0f") }
 		w("| %s | %s | %s | %s |", app, cell(wakeStopped), cell(wakePaused), spread(r.paired(fig, wakeStopped, wakePaused, ratio), "%.1f"))
 	}
 	w("")

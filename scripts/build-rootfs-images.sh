@@ -54,16 +54,6 @@ recipe_of() {
 	echo "debootstrap --variant=minbase --include=$(packages_of "$1") $suite; trim 1"
 }
 
-# remove_tree DIR deletes a rootfs that may still have mounts under it (debootstrap mounts /proc
-# and /sys inside its target; an interrupted build leaves them), never crossing into them.
-remove_tree() {
-	local m
-	findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | while read -r m; do
-		umount -l "$m" || true
-	done
-	rm -rf --one-file-system "$1"
-}
-
 # trim_rootfs ROOT removes from a fresh debootstrap what no container needs: Podman gives /dev,
 # /proc, /sys and /run their own mounts.
 trim_rootfs() {

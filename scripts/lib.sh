@@ -29,6 +29,16 @@ elapsed() {
 	printf '%d.%02ds' $((us / 1000000)) $((us % 1000000 / 10000))
 }
 
+# remove_tree DIR deletes a rootfs that may still have mounts under it (debootstrap mounts /proc
+# and /sys inside its target; an interrupted build leaves them), never crossing into them.
+remove_tree() {
+	local m
+	findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | while read -r m; do
+		umount -l "$m" || true
+	done
+	rm -rf --one-file-system "$1"
+}
+
 # repo_root prints the repository's top directory (the parent of scripts/).
 repo_root() { (cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd); }
 

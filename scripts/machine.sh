@@ -64,16 +64,6 @@ machine_paths() {
 
 rootfs_ready() { [ -d "$M_ROOTFS" ] && [ "$(cat "$M_STAMP" 2>/dev/null)" = "$recipe" ]; }
 
-# remove_tree DIR deletes a rootfs that may still have mounts under it (debootstrap mounts /proc
-# and /sys inside its target; an interrupted build leaves them), never crossing into them.
-remove_tree() {
-	local m
-	findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | while read -r m; do
-		umount -l "$m" || true
-	done
-	rm -rf --one-file-system "$1"
-}
-
 # setup_rootfs ROOT adds what the machine needs to a fresh debootstrap.
 setup_rootfs() {
 	local root=$1 proxyd

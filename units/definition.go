@@ -140,7 +140,7 @@ func (l Listener) proto() string {
 // health check for Notify=healthy and the container's READY=1 for
 // Notify=yes; else the container's health check if it has one of its own.
 // The zero Probe leaves lazypod serve's default (the health check given in
-// the command line, else tcp, or none when every port is UDP).
+// the command line, else listening).
 func (d *Definition) Probe() spec.Probe {
 	switch {
 	case d.Ready.Kind != "":

@@ -65,18 +65,3 @@ func TestFirstDNSQuery(t *testing.T) {
 		}
 	}
 }
-
-// waitBoundUDP waits until a UDP socket is bound to the loopback port,
-// reading /proc/net/udp instead of sending (which would activate lazypod).
-func waitBoundUDP(t *testing.T, port int) {
-	t.Helper()
-	want := fmt.Sprintf("0100007F:%04X ", port)
-	for range 200 {
-		b, _ := os.ReadFile("/proc/net/udp")
-		if strings.Contains(string(b), want) {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("nothing bound to udp 127.0.0.1:%d after 5s", port)
-}

@@ -249,15 +249,27 @@ func TestSocketActivated(t *testing.T) {
 // reading /proc/net/tcp instead of connecting.
 func waitListening(t *testing.T, port int) {
 	t.Helper()
-	want := fmt.Sprintf(":%04X 00000000:0000 0A", port)
+	waitInTable(t, "tcp", fmt.Sprintf(":%04X 00000000:0000 0A", port), port)
+}
+
+// waitBoundUDP waits until a UDP socket is bound to the loopback port,
+// reading /proc/net/udp instead of sending (which would activate lazypod).
+func waitBoundUDP(t *testing.T, port int) {
+	t.Helper()
+	waitInTable(t, "udp", fmt.Sprintf("0100007F:%04X ", port), port)
+}
+
+// waitInTable waits up to 5s until /proc/net/TABLE holds want.
+func waitInTable(t *testing.T, table, want string, port int) {
+	t.Helper()
 	for range 200 {
-		b, _ := os.ReadFile("/proc/net/tcp")
+		b, _ := os.ReadFile("/proc/net/" + table)
 		if strings.Contains(string(b), want) {
 			return
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	t.Fatalf("nothing listens on 127.0.0.1:%d after 5s", port)
+	t.Fatalf("nothing on %s 127.0.0.1:%d after 5s", table, port)
 }
 
 // TestListenMode runs lazypod with sockets it binds itself, TCP and UDP:

@@ -96,7 +96,7 @@ func TestParseServeCommandAndDefaults(t *testing.T) {
 		t.Errorf("ExitOnIdle = %v; want unset", *o.ExitOnIdle)
 	}
 	if o.Ready != (spec.Probe{}) {
-		t.Errorf("Ready = %v; want unset, so the launcher picks tcp, or none for UDP-only services", o.Ready)
+		t.Errorf("Ready = %v; want unset, so the launcher picks its default, listening", o.Ready)
 	}
 	if o.StateDir != "/state/a" {
 		t.Errorf("StateDir = %q; want /state/a", o.StateDir)
