@@ -550,7 +550,14 @@ func TestFaultCrashLoop(t *testing.T) {
 			t.Errorf("delays logged do not grow: %v", logged)
 		}
 	}
-	if first, last := starts[1].Sub(starts[0]), starts[len(starts)-1].Sub(starts[len(starts)-2]); len(logged) > 1 && last < first+logged[len(logged)-2]/2 {
+	// The first start also creates the container, which takes up to a
+	// second more on a fresh machine: with enough starts, the gaps are
+	// compared from the second one.
+	i0 := 0
+	if len(starts) >= 4 {
+		i0 = 1
+	}
+	if first, last := starts[i0+1].Sub(starts[i0]), starts[len(starts)-1].Sub(starts[len(starts)-2]); len(logged) > 1 && last < first+logged[len(logged)-2]/2 {
 		t.Errorf("gaps between starts do not grow with the delays %v: first %s, last %s", logged, first, last)
 	}
 	if delays == 0 {
