@@ -157,9 +157,23 @@ type Config struct {
 	// start or stop, such as "pulling IMAGE"; cmd/lazypod sends them to
 	// systemd as STATUS=. If nil, none.
 	Status func(line string)
-	// OnReady, if set, is called after each start that made the container
-	// ready, once the waiting callers are released. It must not block.
-	OnReady func()
+	// OnStarted, if set, is called at the end of each start from stopped:
+	// once the waiting callers are released, or once the start failed. It
+	// must not block.
+	OnStarted func(Started)
+}
+
+// Started is how a start from stopped ended, for Config.OnStarted.
+type Started struct {
+	// Took is how long the start took, from its beginning (after any
+	// backoff delay) to ready or to its failure, both attempts of a
+	// rollback included.
+	Took time.Duration
+	// Err is why the start failed; nil if the container is ready.
+	Err error
+	// RolledBack is true if the image the Swapper chose failed and the
+	// container runs its fallback.
+	RolledBack bool
 }
 
 func (c *Config) readyTimeout() time.Duration {

@@ -261,6 +261,7 @@ func (l *Launcher) startContainer(ctx context.Context, gen uint64, delay time.Du
 		l.status("delaying start of container %s by %s: it keeps dying", l.cfg.Name, delay.Round(time.Millisecond))
 	})
 	var r *startResult
+	began := time.Now()
 	if err == nil {
 		r, err = l.startChosen(ctx, gen)
 	}
@@ -271,7 +272,11 @@ func (l *Launcher) startContainer(ctx context.Context, gen uint64, delay time.Du
 			l.swapperFailed(ctx, r.imageID, err)
 		}
 		l.status("container %s not started: %v", l.cfg.Name, err)
-		return fmt.Errorf("starting container %q: %w", l.cfg.Name, err)
+		err = fmt.Errorf("starting container %q: %w", l.cfg.Name, err)
+		if l.cfg.OnStarted != nil {
+			l.cfg.OnStarted(Started{Took: time.Since(began), Err: err})
+		}
+		return err
 	}
 	took := time.Since(r.began)
 	l.log.Info("container ready", "container", spec.ShortID(r.id), "image", spec.ShortID(r.imageID), "took", took)
@@ -280,8 +285,8 @@ func (l *Launcher) startContainer(ctx context.Context, gen uint64, delay time.Du
 	} else {
 		l.status("container %s ready in %s", l.cfg.Name, took.Round(time.Millisecond))
 	}
-	if l.cfg.OnReady != nil {
-		l.cfg.OnReady()
+	if l.cfg.OnStarted != nil {
+		l.cfg.OnStarted(Started{Took: took, RolledBack: r.rolledBack})
 	}
 	if r.readyDone != nil {
 		// Told without holding up the waiting callers.

@@ -1055,3 +1055,45 @@ func TestTCPProbeNoSettleAfterRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestOnStarted: each start from stopped is reported once, with how long
+// it took and, for a failed one, why.
+func TestOnStarted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeRuntime()
+		f.startDelay = time.Second
+		probeOK := false
+		f.exec = func(string, []string) (int, string, error) {
+			if probeOK {
+				return 0, "", nil
+			}
+			return 1, "not yet", nil
+		}
+		var got []Started
+		cfg := testConfig(t, f)
+		cfg.ReadyTimeout = 2 * time.Second
+		cfg.OnStarted = func(s Started) { got = append(got, s) }
+		l := runLauncher(t, cfg)
+
+		if err := l.Start(t.Context()); !errors.Is(err, ErrNotReady) {
+			t.Fatalf("first Start: got %v; want ErrNotReady", err)
+		}
+		probeOK = true
+		if err := l.Start(t.Context()); err != nil {
+			t.Fatalf("second Start: %v", err)
+		}
+		if err := l.Start(t.Context()); err != nil { // ready: no start
+			t.Fatalf("third Start: %v", err)
+		}
+		synctest.Wait()
+		if len(got) != 2 {
+			t.Fatalf("OnStarted calls: got %d (%+v); want 2", len(got), got)
+		}
+		if !errors.Is(got[0].Err, ErrNotReady) || got[0].Took != 2*time.Second {
+			t.Errorf("failed start: got %+v; want ErrNotReady after the 2s ready timeout", got[0])
+		}
+		if got[1].Err != nil || got[1].Took != time.Second || got[1].RolledBack {
+			t.Errorf("good start: got %+v; want no error, 1s, not rolled back", got[1])
+		}
+	})
+}

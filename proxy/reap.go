@@ -17,11 +17,10 @@ const (
 // watchedFlow is a TCP flow connected to its backend, as the idle reaper
 // sees it.
 type watchedFlow struct {
-	rt      *route
-	client  *net.TCPConn
-	backend net.Conn
-	raw     syscall.RawConn // client's, for TCP_INFO
-	since   time.Time       // when the flow was connected to the backend
+	flow   *tcpFlow
+	client *net.TCPConn
+	raw    syscall.RawConn // client's, for TCP_INFO
+	since  time.Time       // when the flow was connected to the backend
 
 	// next is when the flow may next have been idle for FlowIdleTimeout;
 	// the reaper does not look before. Only the reaper uses it.
@@ -33,15 +32,15 @@ func reapInterval(timeout time.Duration) time.Duration {
 	return min(max(timeout/4, reapIntervalMin), reapIntervalMax)
 }
 
-// watchFlow hands the flow of client c, now connected to the backend bc,
-// to the idle reaper, and returns what unwatchFlow takes. It returns nil if
-// FlowIdleTimeout is off or c is not a TCP connection (unix sockets have no
+// watchFlow hands fl, now connected to the backend, to the idle reaper,
+// and returns what unwatchFlow takes. It returns nil if FlowIdleTimeout is
+// off or the client is not a TCP connection (unix sockets have no
 // TCP_INFO).
-func (s *Server) watchFlow(rt *route, c, bc net.Conn) *watchedFlow {
+func (s *Server) watchFlow(fl *tcpFlow) *watchedFlow {
 	if s.FlowIdleTimeout <= 0 || !tcpInfoSupported {
 		return nil
 	}
-	tc, ok := c.(*net.TCPConn)
+	tc, ok := fl.c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
@@ -50,7 +49,7 @@ func (s *Server) watchFlow(rt *route, c, bc net.Conn) *watchedFlow {
 		return nil
 	}
 	now := time.Now()
-	f := &watchedFlow{rt: rt, client: tc, backend: bc, raw: raw, since: now, next: now.Add(s.FlowIdleTimeout)}
+	f := &watchedFlow{flow: fl, client: tc, raw: raw, since: now, next: now.Add(s.FlowIdleTimeout)}
 	s.watchMu.Lock()
 	s.watched[f] = struct{}{}
 	s.watchMu.Unlock()
@@ -110,10 +109,9 @@ func (s *Server) reapOnce(now time.Time, timeout time.Duration, due []*watchedFl
 			continue
 		}
 		f.next = now.Add(timeout)
-		s.logger().Info("closing connection: no data either way", "remote", remote(f.client), "route", f.rt.name,
+		s.logger().Info("closing connection: no data either way", "remote", remote(f.client), "route", f.flow.rt.name,
 			"idle", idle.Truncate(time.Millisecond), "flow_idle_timeout", timeout)
-		f.client.Close()
-		f.backend.Close()
+		f.flow.closeFor(reasonFlowIdle)
 	}
 	clear(due)
 	return due[:0]

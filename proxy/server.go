@@ -265,6 +265,8 @@ type route struct {
 
 	buf []byte // the read loop's datagram buffer
 
+	counts routeCounts
+
 	mu     sync.Mutex
 	byAddr map[netip.AddrPort]*udpFlow // UDP flows by client
 	byName map[string]*udpFlow         // other datagram flows by client
@@ -302,7 +304,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.base = now
 	s.running.Store(false)
-	s.routes = routes
+	s.mu.Lock()
+	s.routes = routes // under mu for Counts
+	s.mu.Unlock()
 	s.loopErr = make(chan error, len(routes))
 	s.maxConns = s.maxConnections()
 	s.maxUDP = s.maxUDPFlows()
@@ -489,19 +493,22 @@ const (
 	stepDial                     // dialing the backend
 )
 
-// connectBackend makes the backend ready and dials it for route on behalf
-// of one flow. If Backend.Addr or the dial (after dialBackend's retries)
-// fails, the backend may have crashed or been stopped since Start
-// returned, so it calls Start again and retries, up to connectAttempts
-// times, all within ReadyTimeout. On failure it returns the step that
-// failed last and its error.
-func (s *Server) connectBackend(ctx context.Context, network, route string) (net.Conn, connectStep, error) {
+// connectBackend makes the backend ready and dials it for route rt on
+// behalf of one flow, which it counts as held if it has to wait. If
+// Backend.Addr or the dial (after dialBackend's retries) fails, the
+// backend may have crashed or been stopped since Start returned, so it
+// calls Start again and retries, up to connectAttempts times, all within
+// ReadyTimeout. On failure it returns the step that failed last and its
+// error.
+func (s *Server) connectBackend(ctx context.Context, network string, rt *route) (net.Conn, connectStep, error) {
 	if !s.running.Load() {
 		s.running.Store(true)
 	}
+	route := rt.name
 	if c := s.dialReady(ctx, network, route); c != nil {
 		return c, 0, nil
 	}
+	rt.counts.held.Add(1)
 	d := s.readyTimeout()
 	if d > 0 {
 		var cancel context.CancelFunc

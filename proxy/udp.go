@@ -150,13 +150,13 @@ func (s *Server) udpFlowFor(ctx context.Context, rt *route, ap netip.AddrPort, a
 // all flows. Errors drop the datagram, as a network would.
 func (f *udpFlow) send(b []byte) {
 	if f.ready.Load() {
-		f.conn.Write(b) // an error loses the datagram, as a network may
+		f.forward(f.conn, b)
 		return
 	}
 	f.mu.Lock()
 	if f.ready.Load() {
 		f.mu.Unlock()
-		f.conn.Write(b) // an error loses the datagram, as a network may
+		f.forward(f.conn, b)
 		return
 	}
 	if !f.dead && len(f.queue) < udpQueueLen && f.s.hold(len(b)) {
@@ -166,6 +166,14 @@ func (f *udpFlow) send(b []byte) {
 		f.dropped++
 	}
 	f.mu.Unlock()
+}
+
+// forward writes datagram b to the backend on c and counts its bytes. An
+// error loses the datagram, as a network may.
+func (f *udpFlow) forward(c net.Conn, b []byte) {
+	if n, err := c.Write(b); err == nil {
+		f.rt.counts.toBackend.Add(uint64(n))
+	}
 }
 
 // hold counts n more bytes of datagrams held while the backend starts and
@@ -192,9 +200,10 @@ func (s *Server) serveUDPFlow(ctx context.Context, f *udpFlow) {
 	defer s.flowWG.Done()
 	defer s.flowEnd(false)
 
-	c, step, err := s.connectBackend(ctx, "udp", f.rt.name)
+	c, step, err := s.connectBackend(ctx, "udp", f.rt)
 	if err != nil {
 		s.endUDPFlow(f)
+		f.rt.counts.ended(dropReason(ctx, step))
 		if ctx.Err() != nil {
 			s.logger().Info("dropping datagrams: shutting down", "remote", f.remote(), "route", f.rt.name, "err", err)
 			return
@@ -202,12 +211,13 @@ func (s *Server) serveUDPFlow(ctx context.Context, f *udpFlow) {
 		s.logger().Warn(udpDropWhy[step], "remote", f.remote(), "route", f.rt.name, "err", err)
 		return
 	}
+	f.rt.counts.forwarded.Add(1)
 	defer c.Close()
 	defer context.AfterFunc(ctx, func() { c.Close() })()
 
 	f.mu.Lock()
 	for _, b := range f.queue {
-		c.Write(b) // an error loses the datagram, as a network may
+		f.forward(c, b)
 	}
 	kept := len(f.queue)
 	f.dropQueue()
@@ -219,7 +229,7 @@ func (s *Server) serveUDPFlow(ctx context.Context, f *udpFlow) {
 		s.logger().Warn("dropped datagrams while the backend started", "remote", f.remote(), "route", f.rt.name, "dropped", dropped, "kept", kept)
 	}
 
-	s.relayReplies(f, c)
+	f.rt.counts.ended(s.relayReplies(ctx, f, c))
 }
 
 // udpDropWhy is what the log says when a flow's datagrams are dropped
@@ -233,8 +243,9 @@ var udpDropWhy = [...]string{
 // relayReplies sends the backend's datagrams on c back to f's client,
 // and reaps f once no datagram has passed either way for UDPFlowTimeout.
 // It ends f at once if the backend refuses a datagram, so the client's
-// next datagram starts a new flow, which calls Backend.Start again.
-func (s *Server) relayReplies(f *udpFlow, c net.Conn) {
+// next datagram starts a new flow, which calls Backend.Start again. It
+// returns why f ended.
+func (s *Server) relayReplies(ctx context.Context, f *udpFlow, c net.Conn) reason {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -252,7 +263,7 @@ func (s *Server) relayReplies(f *udpFlow, c net.Conn) {
 		case errors.As(err, &ne) && ne.Timeout():
 			last, reaped := s.reapUDPFlow(f, timeout)
 			if reaped {
-				return
+				return reasonDone
 			}
 			c.SetReadDeadline(s.base.Add(last + timeout)) // as above
 		case errors.Is(err, syscall.ECONNREFUSED):
@@ -260,22 +271,33 @@ func (s *Server) relayReplies(f *udpFlow, c net.Conn) {
 			// listens there, most likely because the backend died. A
 			// flow kept alive by its client would never be reaped.
 			s.endUDPFlow(f)
-			return
+			return reasonReset
 		default:
 			// Closed on shutdown, or broken.
 			s.endUDPFlow(f)
-			return
+			if ctx.Err() != nil {
+				return reasonShutdown
+			}
+			return reasonReset
 		}
 	}
 }
 
-// reply sends b to f's client from the route's socket.
+// reply sends b to f's client from the route's socket and counts its
+// bytes. An error loses the datagram, as a network may.
 func (f *udpFlow) reply(b []byte) {
+	var (
+		n   int
+		err error
+	)
 	if f.rt.udp != nil {
-		f.rt.udp.WriteToUDPAddrPort(b, f.ap) // an error loses the datagram, as a network may
-		return
+		n, err = f.rt.udp.WriteToUDPAddrPort(b, f.ap)
+	} else {
+		n, err = f.rt.pc.WriteTo(b, f.addr)
 	}
-	f.rt.pc.WriteTo(b, f.addr) // an error loses the datagram, as a network may
+	if err == nil {
+		f.rt.counts.toClient.Add(uint64(n))
+	}
 }
 
 // reapUDPFlow removes f from its route if it has been quiet for timeout.

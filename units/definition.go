@@ -76,6 +76,7 @@ type Definition struct {
 	CPUs            float64         // CPUs=: 0 for no limit
 	LogLevel        string          // LogLevel=: debug, info, warn or error
 	PodmanURL       string          // PodmanURL=: "" for the system socket, or the user's with RenderOptions.User
+	MetricsFile     string          // MetricsFile=: "" for none
 
 	// Passthrough holds the entries of the other sections, in file order,
 	// keyed by section name: [Socket] and [Install] go to every socket
@@ -237,5 +238,6 @@ func (d *Definition) Serve(o RenderOptions) spec.Serve {
 		s.AutoUpdate = d.AutoUpdate
 	}
 	s.AuthFile = d.AuthFile
+	s.MetricsFile = d.MetricsFile
 	return s
 }

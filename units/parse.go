@@ -553,7 +553,8 @@ var lazypodKeys = map[string]keyDef{
 		p.d.LogLevel = l
 		return err
 	},
-	"PodmanURL": str(func(d *Definition) *string { return &d.PodmanURL }, spec.CheckPodmanURL),
+	"PodmanURL":   str(func(d *Definition) *string { return &d.PodmanURL }, spec.CheckPodmanURL),
+	"MetricsFile": str(func(d *Definition) *string { return &d.MetricsFile }, spec.CheckMetricsFile),
 }
 
 // addListener adds a listener unless it binds where another does.

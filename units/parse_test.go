@@ -162,6 +162,8 @@ func TestParseKeys(t *testing.T) {
 			[][]string{{"--update-interval", "2h"}}},
 		{"AuthFile with a specifier", "[Lazypod]\nAuthFile=%h/auth.json\n", func(d *Definition) any { return d.AuthFile }, "%h/auth.json",
 			[][]string{{"--authfile", "%h/auth.json"}}},
+		{"MetricsFile", "[Lazypod]\nMetricsFile=/var/lib/prometheus/node-exporter/lazypod-%N.prom\n", func(d *Definition) any { return d.MetricsFile },
+			"/var/lib/prometheus/node-exporter/lazypod-%N.prom", [][]string{{"--metrics-file", "/var/lib/prometheus/node-exporter/lazypod-%N.prom"}}},
 		{"TLSVerify", "[Lazypod]\nTLSVerify=No\n", func(d *Definition) any { return d.TLSVerify }, boolp(false),
 			[][]string{{"--tls-verify=false"}}},
 		{"CPUs", "[Lazypod]\nCPUs=1.50\n", func(d *Definition) any { return d.CPUs }, 1.5, [][]string{{"--cpus", "1.5"}}},
@@ -231,7 +233,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown Quadlet key", base + "[Quadlet]\nDefault=no\n",
 			file + ":5: [Quadlet] Default=no: unknown key: [Quadlet] takes the keys of podman-systemd.unit(5) (Podman 5.8)"},
 		{"unknown lazypod key", base + "[Lazypod]\nIdle=5m\n",
-			file + ":5: [Lazypod] Idle=5m: unknown key: valid keys in [Lazypod] are AuthFile= CPUs= ExitOnIdle= FlowIdleTimeout= IdleAction= IdleTimeout= ListenUnix= LogLevel= MaxConnections= PodmanURL= Ready= ReadyTimeout= RollbackWindow= StopTimeout= TLSVerify= UDPTimeout= UpdateInterval="},
+			file + ":5: [Lazypod] Idle=5m: unknown key: valid keys in [Lazypod] are AuthFile= CPUs= ExitOnIdle= FlowIdleTimeout= IdleAction= IdleTimeout= ListenUnix= LogLevel= MaxConnections= MetricsFile= PodmanURL= Ready= ReadyTimeout= RollbackWindow= StopTimeout= TLSVerify= UDPTimeout= UpdateInterval="},
 
 		// As Quadlet refuses them.
 		{"missing image", "[Container]\nPublishPort=80:80\n",
@@ -309,6 +311,8 @@ func TestParseErrors(t *testing.T) {
 			file + ":5: [Lazypod] AuthFile=auth.json: not an absolute path: write it from /, e.g. /etc/app/app.env"},
 		{"AuthFile bad specifier", base + "[Lazypod]\nAuthFile=%Z/auth.json\n",
 			file + ":5: [Lazypod] AuthFile=%Z/auth.json: %Z is not a systemd specifier: write %% for a literal %"},
+		{"MetricsFile not .prom", base + "[Lazypod]\nMetricsFile=/var/lib/node-exporter/web.txt\n",
+			file + ":5: [Lazypod] MetricsFile=/var/lib/node-exporter/web.txt: node_exporter's textfile collector reads only files named *.prom: name it so, e.g. lazypod-web.prom"},
 		{"PodmanURL bad", base + "[Lazypod]\nPodmanURL=/run/podman/podman.sock\n",
 			file + ":5: [Lazypod] PodmanURL=/run/podman/podman.sock: use unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST/PATH, e.g. unix:///run/podman/podman.sock"},
 

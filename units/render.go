@@ -225,6 +225,11 @@ func (r *renderer) hardening(u *unitFile) {
 	if r.o.User {
 		return
 	}
+	if m := r.d.MetricsFile; m != "" {
+		// The metrics file's directory, writable under ProtectSystem=;
+		// "-": a missing one is lazypod's to report, not a failed unit.
+		u.set("ReadWritePaths", "-"+path.Dir(m))
+	}
 	for _, kv := range [][2]string{
 		{"ProtectSystem", "strict"},
 		{"ProtectHome", "read-only"},

@@ -68,6 +68,9 @@ type Service struct {
 	// Container is the container's name, if not Name; recorded in the
 	// state for lazypod status and update.
 	Container string
+	// MetricsFile is the serve's metrics file, recorded in the state for
+	// lazypod update and rollback.
+	MetricsFile string
 
 	// Store holds the state. Required.
 	Store *Store
@@ -81,6 +84,11 @@ type Service struct {
 	Containers Containers
 	// Logger receives what the service does. If nil, slog.Default().
 	Logger *slog.Logger
+	// Results, if set, hears the outcome of each update, for metrics:
+	// each recorded Check's result or error, ResultTrue when a start
+	// made a new image ready, and ResultRolledBack when a new image
+	// failed. It must not block.
+	Results func(Result, error)
 
 	mu          sync.Mutex
 	cancelCheck context.CancelFunc // the idle check in progress, if any
@@ -114,7 +122,7 @@ func (s *Service) adopt(st *State) (changed bool) {
 		*st = State{Name: st.Name, Image: s.Image, FailedDigests: st.FailedDigests, FailedImageIDs: st.FailedImageIDs}
 	}
 	if s.Policy != "" {
-		st.Policy, st.AuthFile, st.TLSVerify, st.Container = s.Policy, s.AuthFile, s.TLSVerify, s.Container
+		st.Policy, st.AuthFile, st.TLSVerify, st.Container, st.MetricsFile = s.Policy, s.AuthFile, s.TLSVerify, s.Container, s.MetricsFile
 	}
 	return changed
 }
@@ -246,9 +254,10 @@ func (s *Service) recoverCorrupt(ctx context.Context, cerr *CorruptError) (*Stat
 // start nothing.
 func (s *Service) Ready(ctx context.Context, imageID string, coldStart time.Duration) {
 	digest := s.digestFor(ctx, imageID)
-	wasEnabled := false
+	wasEnabled, swapped := false, false
 	st, err := s.Store.Update(ctx, s.Name, func(st *State) error {
 		wasEnabled = st.Policy.Enabled()
+		swapped = imageID != "" && imageID == st.PendingImageID
 		if old := st.Image; s.adopt(st) {
 			s.logNewReference(old)
 		}
@@ -261,6 +270,9 @@ func (s *Service) Ready(ctx context.Context, imageID string, coldStart time.Dura
 	if err != nil {
 		s.log().Error("recording the deployed image", "image", spec.ShortID(imageID), "err", err)
 		return
+	}
+	if swapped {
+		s.result(ResultTrue, nil)
 	}
 	if st.Policy.Enabled() || wasEnabled {
 		s.pin(ctx)
@@ -284,7 +296,15 @@ func (s *Service) Failed(ctx context.Context, imageID string, reason error) {
 		s.log().Error("recording the failed image", "image", spec.ShortID(imageID), "err", err)
 		return
 	}
+	s.result(ResultRolledBack, nil)
 	s.pin(ctx)
+}
+
+// result tells Results, if set, the outcome of an update.
+func (s *Service) result(r Result, err error) {
+	if s.Results != nil {
+		s.Results(r, err)
+	}
 }
 
 // digestFor returns the digest to record for imageID: the one the state,
@@ -388,7 +408,9 @@ func (s *Service) Check(ctx context.Context, c *Checker) (Result, error) {
 		Merge(cur, base, checked)
 		return nil
 	})
-	return r, errors.Join(cerr, err)
+	err = errors.Join(cerr, err)
+	s.result(r, err)
+	return r, err
 }
 
 // IdleChecks checks for an update every interval while idle reports true,

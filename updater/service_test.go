@@ -3,6 +3,7 @@ package updater
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -440,5 +441,32 @@ func TestPickDigest(t *testing.T) {
 				t.Errorf("pickDigest = %q; want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestServiceResults: Results hears each recorded check, the swap that
+// got ready, and the one rolled back; not a dry run, nor a Ready that
+// swapped nothing.
+func TestServiceResults(t *testing.T) {
+	e := newFakeEngine(img1, img2)
+	s := newService(t, e)
+	var got []string
+	s.Results = func(r Result, err error) { got = append(got, fmt.Sprintf("%s %v", r, err)) }
+	seed(t, s, &State{Name: "web", Image: ref, Policy: spec.PolicyRegistry, ImageID: id1, Digest: dList1,
+		PendingImageID: id2, PendingDigest: dList2})
+	s.Ready(t.Context(), id2, time.Second) // the pending image got ready
+	s.Ready(t.Context(), id2, time.Second) // a start of the same image
+	seed(t, s, &State{Name: "web", Image: ref, Policy: spec.PolicyRegistry, ImageID: id1, Digest: dList1,
+		PendingImageID: id2, PendingDigest: dList2})
+	s.Failed(t.Context(), id2, errors.New("probe timed out"))
+	c := &Checker{Registry: &fakeRegistry{digests: map[string]string{ref: dList1}}, Images: e}
+	s.Check(t.Context(), c)
+	c.DryRun = true
+	s.Check(t.Context(), c)
+	c = &Checker{Registry: &fakeRegistry{err: errors.New("registry down")}, Images: e}
+	s.Check(t.Context(), c)
+	want := []string{"true <nil>", "rolled back <nil>", "false <nil>"}
+	if len(got) != 4 || !slices.Equal(got[:3], want) || !strings.Contains(got[3], "registry down") {
+		t.Errorf("Results heard %q; want %q and then the registry's error", got, want)
 	}
 }

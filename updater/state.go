@@ -58,6 +58,9 @@ type State struct {
 	// Container is the service's container's name when it is not the
 	// service's (Quadlet's ContainerName=, systemd-NAME by default).
 	Container string `json:"container,omitempty"`
+	// MetricsFile is the serve's --metrics-file, so that lazypod update
+	// and rollback count what they do in the same file; empty for none.
+	MetricsFile string `json:"metrics_file,omitempty"`
 }
 
 // ContainerName is the name of the service's container.

@@ -9,11 +9,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lazypod/lazypod/internal/metrics"
+	"github.com/prometheus/common/expfmt"
 )
 
 // e2eEnv is what the end-to-end tests need from the test harness (make
@@ -165,12 +169,13 @@ func TestSocketActivated(t *testing.T) {
 	ports := freePorts(t, 2)
 	web := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	echo := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	metricsFile := filepath.Join(t.TempDir(), "lazypod.prom")
 	cmd := exec.Command("systemd-socket-activate", "-l", web, "-l", echo, "--fdname=web:echo",
 		e.bin, "serve", "--image", e.image, "--name", name,
 		"--port", "web=8080", "--port", "echo=9000",
 		"--podman-url", e.podmanURL, "--state-dir", t.TempDir(),
 		"--idle-timeout", "3s", "--ready", "http:/healthz", "--stop-timeout", "2s",
-		"--env", "LISTEN_DELAY=1s")
+		"--env", "LISTEN_DELAY=1s", "--metrics-file", metricsFile)
 	logs, done := e.startProcess(t, name, cmd)
 
 	// Wait for the activator's socket without connecting to it (a connect
@@ -242,6 +247,94 @@ func TestSocketActivated(t *testing.T) {
 	// systemd-socket-activate passes none of the test's environment on).
 	if out := logs.String(); !strings.Contains(out, " procs=1") {
 		t.Errorf("serve's listening line does not say procs=1:\n%s", out)
+	}
+	checkActivationMetrics(t, metricsFile, name, clients, int64(len(payload)))
+}
+
+// checkActivationMetrics reads the metrics file TestSocketActivated's
+// serve left, with the Prometheus library's own parser, and checks it
+// counted what the test did: one activation and one cold start of over a
+// second (LISTEN_DELAY), the web clients held and forwarded, the echo's
+// bytes each way, every connection done, and serve gone.
+func checkActivationMetrics(t *testing.T, path, name string, clients int, echoed int64) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading metrics file: %v", err)
+	}
+	var p expfmt.TextParser
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("parsing metrics file: %v\n%s", err, data)
+	}
+	get := func(family string, lv ...string) float64 {
+		t.Helper()
+		mf := fams[family]
+		if mf == nil {
+			t.Fatalf("no %s in the metrics file:\n%s", family, data)
+		}
+	next:
+		for _, m := range mf.Metric {
+			have := map[string]string{}
+			for _, l := range m.Label {
+				have[l.GetName()] = l.GetValue()
+			}
+			if have["service"] != name {
+				continue
+			}
+			for i := 0; i+1 < len(lv); i += 2 {
+				if have[lv[i]] != lv[i+1] {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+		t.Fatalf("no %s%v for service %s in the metrics file:\n%s", family, lv, name, data)
+		return 0
+	}
+	for _, c := range []struct {
+		family string
+		lv     []string
+		want   float64
+	}{
+		{metrics.Activations, nil, 1},
+		{metrics.Starts, []string{"result", "ready"}, 1},
+		{metrics.Starts, []string{"result", "failed"}, 0},
+		{metrics.ColdStart, nil, 1},
+		{metrics.Forwarded, []string{"socket", "web"}, float64(clients)},
+		{metrics.Forwarded, []string{"socket", "echo"}, 1},
+		{metrics.Closed, []string{"socket", "echo", "reason", "done"}, 1},
+		{metrics.Bytes, []string{"socket", "echo", "direction", "to_container"}, float64(echoed)},
+		{metrics.Bytes, []string{"socket", "echo", "direction", "to_client"}, float64(echoed)},
+		{metrics.Serving, nil, 0},
+		{metrics.OpenFlows, nil, 0},
+	} {
+		if got := get(c.family, c.lv...); got != c.want {
+			t.Errorf("%s%v: got %g; want %g", c.family, c.lv, got, c.want)
+		}
+	}
+	// A client that closes while its response's FIN is on the way may
+	// end in a reset: done or reset, each web flow ended once.
+	if n := get(metrics.Closed, "socket", "web", "reason", "done") + get(metrics.Closed, "socket", "web", "reason", "reset"); n != float64(clients) {
+		t.Errorf("web flows done or reset: got %g; want %d", n, clients)
+	}
+	// Most of the clients arrive during the slow start; some may come
+	// after the container is ready.
+	if held := get(metrics.Held, "socket", "web"); held < 1 || held > float64(clients) {
+		t.Errorf("%s{socket=web}: got %g; want 1 to %d", metrics.Held, held, clients)
+	}
+	if sum := fams[metrics.ColdStart].Metric[0].Histogram.GetSampleSum(); sum < 1 {
+		t.Errorf("cold start: got %gs; want over the 1s LISTEN_DELAY", sum)
+	}
+	if b := get(metrics.Bytes, "socket", "web", "direction", "to_client"); b < float64(clients*len("v1\n")) {
+		t.Errorf("bytes to web clients: got %g; want at least the %d bodies", b, clients)
 	}
 }
 

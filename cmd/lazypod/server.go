@@ -51,6 +51,7 @@ type server struct {
 	checker   *updater.Checker
 	launcher  *launcher.Launcher
 	proxy     *proxy.Server
+	metrics   *metricsWriter // nil without --metrics-file
 }
 
 // serve runs `lazypod serve` until the idle exit or a signal.
@@ -70,6 +71,7 @@ func (s *server) build() error {
 	base := systemd.Logger(o.LogLevel)
 	s.log = base.With("service", o.Name) // the launcher adds the key itself
 	s.sd = systemd.Notifier{Logger: s.log}
+	s.metrics = newMetricsWriter(o.MetricsFile, o.Name, s.log)
 	if o.AuthFile != "" {
 		if _, err := os.Stat(o.AuthFile); err != nil {
 			return usagef("invalid --authfile %q: %v: pass a file podman login wrote, e.g. $XDG_RUNTIME_DIR/containers/auth.json", o.AuthFile, errors.Unwrap(err))
@@ -100,6 +102,7 @@ func (s *server) build() error {
 		return usagef("%v", err)
 	}
 	s.proxy = s.proxyServer(routes)
+	s.metrics.watch(s.proxy)
 	return nil
 }
 
@@ -131,7 +134,10 @@ func (s *server) wireUpdates(pm *podman.Client) {
 	o := s.o
 	s.svc = &updater.Service{
 		Name: o.Name, Image: o.Image, Policy: o.AutoUpdate, AuthFile: o.AuthFile, TLSVerify: o.TLSVerify, Container: s.podmanRun.Name,
-		Store: s.store, Images: pm, Pins: pm, Containers: pm, Logger: s.log,
+		Store: s.store, Images: pm, Pins: pm, Containers: pm, Logger: s.log, MetricsFile: o.MetricsFile,
+	}
+	if s.metrics != nil {
+		s.svc.Results = s.metrics.updated
 	}
 	if o.AutoUpdate.Enabled() && o.UpdateInterval > 0 {
 		s.checker = &updater.Checker{
@@ -152,7 +158,12 @@ func (s *server) launcherConfig(ports []launcher.Port, base *slog.Logger) launch
 		Swapper:        s.svc,
 		Logger:         base,
 		Status:         s.status,
-		OnReady:        func() { time.AfterFunc(trimDelay, s.trimMemory) },
+		OnStarted: func(st launcher.Started) {
+			if st.Err == nil {
+				time.AfterFunc(trimDelay, s.trimMemory)
+			}
+			s.metrics.started(st)
+		},
 	}
 	if o.RollbackWindow == 0 {
 		cfg.RollbackWindow = -1 // none
@@ -209,6 +220,7 @@ func (s *server) proxyServer(routes []proxy.Route) *proxy.Server {
 // status tells systemd and other lazypod commands what the service does.
 func (s *server) status(line string) {
 	s.sd.Status(line)
+	s.metrics.changed()
 	if s.launcher == nil {
 		return
 	}
@@ -237,6 +249,12 @@ func (s *server) run(ctx context.Context) error {
 	var lg, g errgroup.Group
 	lg.Go(func() error { return s.launcher.Run(lctx) })
 	gctx, gcancel := context.WithCancel(ctx)
+	if s.metrics != nil {
+		s.metrics.m.Activation()
+		s.metrics.changed()
+		g.Go(func() error { s.metrics.run(gctx); return nil })
+		defer s.metrics.write(true) // after the container's stop
+	}
 	if s.checker != nil {
 		idle := func() bool { return s.proxy.Flows() == 0 && s.launcher.State() == launcher.StateStopped }
 		g.Go(func() error { return s.svc.IdleChecks(gctx, s.o.UpdateInterval, idle, s.checker) })

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -138,9 +139,22 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func checkOne(ctx context.Context, o *adminOptions, pm *podman.Client, st *updater.State, c *updater.Checker) (updater.Report, error) {
 	c.Images = pm.WithPull(podman.PullOptions{AuthFile: st.AuthFile, TLSVerify: st.TLSVerify})
 	c.Registry = &updater.DockerRegistry{AuthFile: st.AuthFile, TLSVerify: st.TLSVerify}
-	svc := &updater.Service{Name: st.Name, Store: o.store(), Images: c.Images, Pins: pm, Logger: systemd.Logger("warn")}
+	log := systemd.Logger("warn")
+	svc := &updater.Service{Name: st.Name, Store: o.store(), Images: c.Images, Pins: pm, Logger: log}
+	m := serviceMetrics(st, log)
+	if m != nil && !c.DryRun {
+		svc.Results = m.updated
+	}
 	r, err := svc.Check(ctx, c)
+	m.write(true)
 	return updater.NewReport(st, r, err), err
+}
+
+// serviceMetrics returns the writer of the metrics file the serve of st
+// writes, for an admin command to count what it did there, or nil if it
+// has none.
+func serviceMetrics(st *updater.State, log *slog.Logger) *metricsWriter {
+	return newMetricsWriter(st.MetricsFile, st.Name, log)
 }
 
 // printUpdate writes lazypod update's report.
@@ -236,7 +250,8 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	name := o.names[0]
 	store := o.store()
-	if _, err := store.Load(name); err != nil {
+	st, err := store.Load(name)
+	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("rolling back %q: %w in %s", name, updater.ErrNoService, o.stateDir)
 		}
@@ -253,6 +268,10 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	before, after, err := svc.Rollback(ctx)
 	if err != nil {
 		return err
+	}
+	if m := serviceMetrics(st, svc.Logger); m != nil {
+		m.m.Rollback()
+		m.write(true)
 	}
 	when := "at its next start"
 	if ls, ok := store.Live(name); ok && ls.State != string(launcher.StateStopped) {

@@ -218,6 +218,12 @@ func serveFlagSet(s *Serve) *flagSet {
 		s.LogLevel, err = ParseLogLevel(v)
 		return err
 	})
+	fs.value("metrics-file", "write counters and histograms to `FILE` in Prometheus' text format, for node_exporter's textfile collector: name it *.prom, in that collector's directory", func(v string) (err error) {
+		if s.MetricsFile, err = filepath.Abs(v); err != nil {
+			return err
+		}
+		return CheckMetricsFile(s.MetricsFile)
+	})
 	containerFlags(fs, s)
 	updateFlags(fs, s)
 	return fs
@@ -314,6 +320,7 @@ func (s Serve) Args() [][]string {
 	}
 	dur("flow-idle-timeout", s.FlowIdleTimeout, def.FlowIdleTimeout)
 	str("log-level", s.LogLevel, def.LogLevel)
+	str("metrics-file", s.MetricsFile, "")
 	out = append(out, s.containerArgs()...)
 	str("auto-update", string(s.AutoUpdate), string(def.AutoUpdate))
 	str("authfile", s.AuthFile, "")

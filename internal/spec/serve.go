@@ -32,6 +32,7 @@ type Serve struct {
 	PodmanURL       string        // --podman-url; "": the environment's default
 	StateDir        string        // --state-dir; "": the environment's default
 	LogLevel        string        // --log-level
+	MetricsFile     string        // --metrics-file; "": none
 
 	Env      []string // --env: KEY=VALUE
 	EnvFiles []string // --env-file: read when serve starts

@@ -101,3 +101,15 @@ func CheckAbsPath(s string) error {
 	}
 	return nil
 }
+
+// CheckMetricsFile checks a metrics file's path: absolute, and named
+// *.prom, the files node_exporter's textfile collector reads.
+func CheckMetricsFile(s string) error {
+	if err := CheckAbsPath(s); err != nil {
+		return errors.New("not an absolute path: write it from /, e.g. /var/lib/prometheus/node-exporter/lazypod-web.prom")
+	}
+	if !strings.HasSuffix(s, ".prom") || path.Base(s) == ".prom" {
+		return errors.New("node_exporter's textfile collector reads only files named *.prom: name it so, e.g. lazypod-web.prom")
+	}
+	return nil
+}
