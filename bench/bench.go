@@ -18,6 +18,9 @@ const (
 	direct  = "direct"
 	proxyd  = "proxyd"
 	lazypod = "lazypod"
+	// lazypodMetrics is lazypod with --metrics-file, measured against
+	// lazypod alone for what counting costs the forwarding path.
+	lazypodMetrics = "lazypod+metrics"
 )
 
 // The cold-start contenders.
@@ -110,13 +113,15 @@ type bench struct {
 	procs procs
 	res   results
 
-	directWeb, directEcho string // the container's published ports
-	proxydWeb, proxydEcho string
-	proxydWebProc         *proc
-	proxydEchoProc        *proc
-	lazyWeb, lazyEcho     string
-	lazyProc              *proc
-	handAddr              string // lzbench-hand's published 8080
+	directWeb, directEcho   string // the container's published ports
+	proxydWeb, proxydEcho   string
+	proxydWebProc           *proc
+	proxydEchoProc          *proc
+	lazyWeb, lazyEcho       string
+	lazyProc                *proc
+	metricsWeb, metricsEcho string
+	metricsProc             *proc
+	handAddr                string // lzbench-hand's published 8080
 }
 
 func newBench(cfg config) (*bench, error) {
@@ -127,7 +132,7 @@ func newBench(cfg config) (*bench, error) {
 	return &bench{cfg: cfg, pm: pm}, nil
 }
 
-var containers = []string{"lzbench-direct", "lzbench-warm", "lzbench-cold", "lzbench-coldtcp", "lzbench-coldlisten",
+var containers = []string{"lzbench-direct", "lzbench-warm", "lzbench-metrics", "lzbench-cold", "lzbench-coldtcp", "lzbench-coldlisten",
 	"lzbench-hand", "lzbench-handrm", "lzbench-held", "lzbench-idle", "lzbench-wake-go", "lzbench-wake-jvm", "lzbench-dns"}
 
 func (b *bench) logf(format string, args ...any) {
@@ -226,6 +231,22 @@ func (b *bench) setup(ctx context.Context) error {
 		return fmt.Errorf("first request through the warm lazypod: body %q, %v (see %s)", body, err, b.lazyProc.log)
 	}
 	b.logf("lazypod (warm): web %s, echo %s", b.lazyWeb, b.lazyEcho)
+	if webPort, echoPort, err = twoPorts(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.path("metrics"), 0o755); err != nil {
+		return err
+	}
+	b.metricsProc, err = b.startLazypod("lzbench-metrics", []int{webPort, echoPort}, "http:/", "30m",
+		"--metrics-file", b.path("metrics/lzbench-metrics.prom"))
+	if err != nil {
+		return err
+	}
+	b.metricsWeb, b.metricsEcho = loop(webPort), loop(echoPort)
+	if _, body, err := firstByte(ctx, b.metricsWeb); err != nil || body != wantBody {
+		return fmt.Errorf("first request through the warm lazypod with metrics: body %q, %v (see %s)", body, err, b.metricsProc.log)
+	}
+	b.logf("lazypod with --metrics-file (warm): web %s, echo %s", b.metricsWeb, b.metricsEcho)
 
 	// The cold contenders' containers, made by one activation each and
 	// stopped by lazypod's SIGTERM.
@@ -280,7 +301,7 @@ func (b *bench) startProxyd(ctx context.Context, name, target string, extra ...s
 
 // startLazypod socket-activates lazypod serve for service name on ports
 // (web=8080, then echo=9000), and waits until the socket listens.
-func (b *bench) startLazypod(name string, ports []int, probe, idle string) (*proc, error) {
+func (b *bench) startLazypod(name string, ports []int, probe, idle string, extra ...string) (*proc, error) {
 	fdnames := []string{"web", "echo"}[:len(ports)]
 	prog := []string{b.cfg.Lazypod, "serve", "--image", b.cfg.Image, "--name", name,
 		"--port", "web=8080", "--podman-url", b.cfg.PodmanURL,
@@ -291,6 +312,7 @@ func (b *bench) startLazypod(name string, ports []int, probe, idle string) (*pro
 	if len(ports) > 1 {
 		prog = append(prog, "--port", "echo=9000")
 	}
+	prog = append(prog, extra...)
 	p, err := b.procs.spawn(name, b.path(name+".log"), activated(ports, fdnames, prog...)...)
 	if err != nil {
 		return nil, err
@@ -368,6 +390,9 @@ func (b *bench) round(ctx context.Context, r int) error {
 			b.logf("  %-14s %-8s %8.0f req/s  p50 %6.0f us  p99 %6.0f us", m.figure, t.name, w.RPS, w.P50, w.P99)
 		}
 	}
+	if err := b.metricsCost(ctx, r); err != nil {
+		return err
+	}
 	for _, removed := range []bool{false, true} {
 		fig, conts := "cold-stopped", []string{coldLazypod, coldLazypodTCP, coldLazypodDef, coldAPI, coldCLI}
 		if removed {
@@ -386,6 +411,40 @@ func (b *bench) round(ctx context.Context, r int) error {
 		}
 	}
 	return b.wakes(ctx, r)
+}
+
+// metricsCost measures lazypod with and without --metrics-file side by
+// side, in the modes where counting could cost most: new connections (a
+// few atomic adds each) and bulk through 8 streams (an add per direction
+// each), each contender's own CPU per request too.
+func (b *bench) metricsCost(ctx context.Context, r int) error {
+	type target struct {
+		name, web, echo string
+		p               *proc
+	}
+	targets := []target{{lazypod, b.lazyWeb, b.lazyEcho, b.lazyProc}, {lazypodMetrics, b.metricsWeb, b.metricsEcho, b.metricsProc}}
+	for _, t := range order(targets, r) {
+		var w wrkResult
+		cpu, err := cpuDuring(t.p, func() (err error) {
+			w, err = runWrk(ctx, "http://"+t.web+"/", 2, 16, b.cfg.WrkTime, true)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("metrics-wrk-close %s: %w", t.name, err)
+		}
+		b.add("metrics-wrk-close-rps", t.name, r, w.RPS)
+		if w.Requests > 0 {
+			b.add("metrics-wrk-close-cpu", t.name, r, float64(cpu.Microseconds())/float64(w.Requests))
+		}
+		took, err := echoBulk(ctx, t.echo, b.cfg.BulkBytes, 8)
+		if err != nil {
+			return fmt.Errorf("metrics-bulk-8 %s: %w", t.name, err)
+		}
+		mibs := float64(b.cfg.BulkBytes) / (1 << 20) / took.Seconds()
+		b.add("metrics-bulk-8", t.name, r, mibs)
+		b.logf("  %-14s %-16s %8.0f req/s (new connections)  %6.0f MiB/s (8 streams)", "metrics", t.name, w.RPS, mibs)
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

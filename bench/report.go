@@ -165,6 +165,7 @@ func reportBlock(r *results, chart string) string {
 	writeTargets(&b, r)
 	writeThroughput(&b, r)
 	writeWrk(&b, r)
+	writeMetricsCost(&b, r)
 	writeCold(&b, r)
 	writeHeld(&b, r)
 	writeFootprint(&b, r)
@@ -280,6 +281,32 @@ func writeThroughput(b *strings.Builder, r *results) {
 		w("| %s | %.0f | %.0f | %.0f | %s | %s | %s |", s, r.med(fig, direct), r.med(fig, proxyd), r.med(fig, lazypod),
 			spread(r.paired(fig, lazypod, direct, ratio), "%.3f"), spread(r.paired(fig, lazypod, proxyd, ratio), "%.3f"),
 			spread(r.paired(fig, proxyd, direct, ratio), "%.3f"))
+	}
+	w("")
+}
+
+// writeMetricsCost reports lazypod with --metrics-file against lazypod
+// without, measured side by side in each round.
+func writeMetricsCost(b *strings.Builder, r *results) {
+	if len(r.sorted("metrics-bulk-8", lazypodMetrics)) == 0 {
+		return
+	}
+	w := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	w("### 2b. What --metrics-file costs the forwarding path")
+	w("")
+	w("Two warm lazypods, one writing a metrics file, measured one after the other in each round: wrk with a new")
+	w("connection per request (2 threads, 16 connections), where counting adds most per byte forwarded, and bulk")
+	w("through 8 echo streams. Ratio with/without: median (min–max) of the per-round ratios; 1.000 is no cost.")
+	w("")
+	w("| figure | lazypod | lazypod --metrics-file | with/without |")
+	w("|---|---|---|---|")
+	for _, f := range []struct{ fig, name, format string }{
+		{"metrics-wrk-close-rps", "requests/s, new connection per request", "%.0f"},
+		{"metrics-wrk-close-cpu", "CPU µs per request (its own)", "%.1f"},
+		{"metrics-bulk-8", "MiB/s each way, 8 streams", "%.0f"},
+	} {
+		w("| %s | "+f.format+" | "+f.format+" | %s |", f.name, r.med(f.fig, lazypod), r.med(f.fig, lazypodMetrics),
+			spread(r.paired(f.fig, lazypodMetrics, lazypod, ratio), "%.3f"))
 	}
 	w("")
 }
