@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lazypod/lazypod/internal/metrics"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -258,47 +259,7 @@ func TestSocketActivated(t *testing.T) {
 // bytes each way, every connection done, and serve gone.
 func checkActivationMetrics(t *testing.T, path, name string, clients int, echoed int64) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading metrics file: %v", err)
-	}
-	var p expfmt.TextParser
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("parsing metrics file: %v\n%s", err, data)
-	}
-	get := func(family string, lv ...string) float64 {
-		t.Helper()
-		mf := fams[family]
-		if mf == nil {
-			t.Fatalf("no %s in the metrics file:\n%s", family, data)
-		}
-	next:
-		for _, m := range mf.Metric {
-			have := map[string]string{}
-			for _, l := range m.Label {
-				have[l.GetName()] = l.GetValue()
-			}
-			if have["service"] != name {
-				continue
-			}
-			for i := 0; i+1 < len(lv); i += 2 {
-				if have[lv[i]] != lv[i+1] {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				return m.Counter.GetValue()
-			case m.Gauge != nil:
-				return m.Gauge.GetValue()
-			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
-			}
-		}
-		t.Fatalf("no %s%v for service %s in the metrics file:\n%s", family, lv, name, data)
-		return 0
-	}
+	get, fams := metricsOf(t, path, name)
 	for _, c := range []struct {
 		family string
 		lv     []string
@@ -483,4 +444,53 @@ func TestNeverReady(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// metricsOf reads the metrics file at path with the Prometheus library's
+// own parser (expfmt), and returns the families and a getter of service's
+// values: a counter's or gauge's value, a histogram's count, of the
+// family's metric whose labels include lv (name, value, ...).
+func metricsOf(t *testing.T, path, service string) (get func(family string, lv ...string) float64, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading metrics file: %v", err)
+	}
+	var p expfmt.TextParser
+	if fams, err = p.TextToMetricFamilies(bytes.NewReader(data)); err != nil {
+		t.Fatalf("parsing metrics file: %v\n%s", err, data)
+	}
+	get = func(family string, lv ...string) float64 {
+		t.Helper()
+		mf := fams[family]
+		if mf == nil {
+			t.Fatalf("no %s in the metrics file:\n%s", family, data)
+		}
+	next:
+		for _, m := range mf.Metric {
+			have := map[string]string{}
+			for _, l := range m.Label {
+				have[l.GetName()] = l.GetValue()
+			}
+			if have["service"] != service {
+				continue
+			}
+			for i := 0; i+1 < len(lv); i += 2 {
+				if have[lv[i]] != lv[i+1] {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+		t.Fatalf("no %s%v for service %s in the metrics file:\n%s", family, lv, service, data)
+		return 0
+	}
+	return get, fams
 }

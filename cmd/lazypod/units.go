@@ -30,7 +30,7 @@ commands:
             stop and disable NAME's units, delete them, reload systemd, and
             remove NAME's container and pin; --purge deletes its state too
   generator NORMAL_DIR [EARLY_DIR LATE_DIR]
-            systemd generator mode (see README): also run as lazypod-generator
+            systemd generator mode (see lazypod(1), GENERATOR): also run as lazypod-generator
             or lazypod-user-generator from systemd's generator directories
 `
 

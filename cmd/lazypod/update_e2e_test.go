@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lazypod/lazypod/internal/metrics"
 	"github.com/lazypod/lazypod/internal/podman"
 	"github.com/lazypod/lazypod/updater"
 )
@@ -431,9 +432,10 @@ func TestUpdateLocal(t *testing.T) {
 	})
 
 	tag("v1")
+	metricsFile := filepath.Join(t.TempDir(), "web.prom")
 	cmd := exec.Command(e.bin, "serve", "--image", ref, "--name", name, "--auto-update", "local",
 		"--listen", "web="+web, "--port", "web=8080", "--podman-url", e.podmanURL, "--state-dir", stateDir,
-		"--idle-timeout", "1s", "--ready-timeout", "4s", "--stop-timeout", "1s")
+		"--idle-timeout", "1s", "--ready-timeout", "4s", "--stop-timeout", "1s", "--metrics-file", metricsFile)
 	e.startProcess(t, name, cmd)
 	wantAll(t, "first activation", getAll(t, url, 3), "v1")
 
@@ -468,6 +470,26 @@ func TestUpdateLocal(t *testing.T) {
 	wantAll(t, "activation after lazypod rollback", getAll(t, url, 3), "v1")
 	if _, errOut, code := e.lazypod(t, "rollback", "--state-dir", stateDir, "--podman-url", e.podmanURL, name); code != 1 || !strings.Contains(errOut, "no previous image") {
 		t.Fatalf("second lazypod rollback: exit %d, %q; want 1 and no previous image", code, errOut)
+	}
+	// One metrics file for the serve and the commands: v3 rolled back by
+	// the serve, the failed update by lazypod update (its dry run not
+	// counted), the rollback by hand.
+	get, _ := metricsOf(t, metricsFile, name)
+	for _, c := range []struct {
+		family string
+		lv     []string
+		want   float64
+	}{
+		{metrics.Rollbacks, nil, 2},
+		{metrics.Updates, []string{"result", "rolled_back"}, 1},
+		{metrics.Updates, []string{"result", "failed"}, 1},
+		{metrics.Updates, []string{"result", "pending"}, 0},
+		{metrics.Activations, nil, 1},
+		{metrics.Serving, nil, 1},
+	} {
+		if got := get(c.family, c.lv...); got != c.want {
+			t.Errorf("metrics after the rollbacks: %s%v: got %g; want %g", c.family, c.lv, got, c.want)
+		}
 	}
 
 	// A torn state file is reported and set aside, never read as empty.
