@@ -157,6 +157,13 @@ type Config struct {
 	// start or stop, such as "pulling IMAGE"; cmd/lazypod sends them to
 	// systemd as STATUS=. If nil, none.
 	Status func(line string)
+	// Needs, if set, holds the services the container needs: Acquire at
+	// the beginning of each start from stopped, before anything of the
+	// container's (the start fails if it does), Release once the
+	// container stopped or its start failed. A paused container still
+	// holds them. If nil, none.
+	Needs Needs
+
 	// OnStarted, if set, is called at the end of each start from stopped:
 	// once the waiting callers are released, or once the start failed. It
 	// must not block.

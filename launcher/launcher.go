@@ -263,9 +263,13 @@ func (l *Launcher) startContainer(ctx context.Context, gen uint64, delay time.Du
 	var r *startResult
 	began := time.Now()
 	if err == nil {
+		err = l.acquireNeeds(ctx)
+	}
+	if err == nil {
 		r, err = l.startChosen(ctx, gen)
 	}
 	if err = l.endStart(ctx, r, err); err != nil {
+		l.releaseNeeds()
 		if r != nil && r.trial {
 			// It passed its probe, then exited before it was ready:
 			// within its rollback window.
@@ -425,6 +429,7 @@ func (l *Launcher) halt(ctx context.Context, pause bool) error {
 				l.status("container %s paused", l.cfg.Name)
 				return nil
 			}
+			l.releaseNeeds()
 			l.status("container %s stopped", l.cfg.Name)
 			return nil
 		}

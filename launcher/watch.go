@@ -92,6 +92,7 @@ func (l *Launcher) containerExited(ctx context.Context, gen uint64, id string, w
 	l.trialImage = ""
 	l.setState(StateStopped)
 	l.mu.Unlock()
+	l.releaseNeeds()
 	l.log.Warn("container exited", "container", spec.ShortID(id), "code", code, "uptime", up)
 	l.status("container %s exited with code %d", l.cfg.Name, code)
 	if failed == "" {

@@ -62,6 +62,14 @@ type Route struct {
 
 	// PacketConn is a datagram socket, normally a *net.UDPConn.
 	PacketConn net.PacketConn
+
+	// Hold makes Listener a hold route: a connection there starts the
+	// Backend, is told when it is ready (a line: HoldReady, or "error: "
+	// and the reason), and then counts as an open flow, so the backend is
+	// not stopped for being idle, until the client closes it. Nothing is
+	// forwarded. Another service's lazypod holds one while its own
+	// container, which needs this one, runs.
+	Hold bool
 }
 
 // Server accepts flows on its routes, holds each until the Backend is
@@ -260,6 +268,7 @@ type route struct {
 	name string
 	ln   net.Listener
 	pc   net.PacketConn
+	hold bool // a hold route (Route.Hold)
 	udp  *net.UDPConn // pc, when it is UDP: the allocation-free path
 	dl   deadliner
 
@@ -345,10 +354,12 @@ func (s *Server) checkRoutes() ([]*route, error) {
 	}
 	routes := make([]*route, 0, len(s.Routes))
 	for _, r := range s.Routes {
-		rt := &route{name: r.Name, ln: r.Listener, pc: r.PacketConn}
+		rt := &route{name: r.Name, ln: r.Listener, pc: r.PacketConn, hold: r.Hold}
 		switch {
 		case (r.Listener == nil) == (r.PacketConn == nil):
 			return nil, fmt.Errorf("checking route %q: set exactly one of Listener and PacketConn", r.Name)
+		case r.Hold && r.Listener == nil:
+			return nil, fmt.Errorf("checking route %q: a hold route needs a Listener", r.Name)
 		case r.Listener != nil:
 			dl, ok := r.Listener.(deadliner)
 			if !ok {

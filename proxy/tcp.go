@@ -36,7 +36,11 @@ func (s *Server) acceptLoop(ctx context.Context, rt *route, stop <-chan struct{}
 			s.flowBegin(true)
 			s.flowWG.Add(1)
 			s.streamWG.Add(1)
-			go s.serveConn(ctx, rt, c)
+			if rt.hold {
+				go s.serveHold(ctx, rt, c)
+			} else {
+				go s.serveConn(ctx, rt, c)
+			}
 			continue
 		}
 		if stopping(stop) {

@@ -77,6 +77,10 @@ type Definition struct {
 	LogLevel        string          // LogLevel=: debug, info, warn or error
 	PodmanURL       string          // PodmanURL=: "" for the system socket, or the user's with RenderOptions.User
 	MetricsFile     string          // MetricsFile=: "" for none
+	// Needs are the lazypod services the container needs (Needs=): each
+	// is started first, through its hold socket, and kept up while this
+	// container runs.
+	Needs []string
 
 	// Passthrough holds the entries of the other sections, in file order,
 	// keyed by section name: [Socket] and [Install] go to every socket
@@ -239,5 +243,8 @@ func (d *Definition) Serve(o RenderOptions) spec.Serve {
 	}
 	s.AuthFile = d.AuthFile
 	s.MetricsFile = d.MetricsFile
+	for _, n := range d.Needs {
+		s.Needs = append(s.Needs, spec.HoldPath("%t", n))
+	}
 	return s
 }

@@ -555,6 +555,24 @@ var lazypodKeys = map[string]keyDef{
 	},
 	"PodmanURL":   str(func(d *Definition) *string { return &d.PodmanURL }, spec.CheckPodmanURL),
 	"MetricsFile": str(func(d *Definition) *string { return &d.MetricsFile }, spec.CheckMetricsFile),
+	"Needs": func(p *reader, v, _ string, _ int) error {
+		if v == "" {
+			p.d.Needs = nil
+			return nil
+		}
+		for _, n := range strings.Fields(v) {
+			n = strings.TrimSuffix(n, ".lazypod")
+			switch {
+			case spec.CheckName(n) != nil:
+				return fmt.Errorf("%q is not a service lazypod runs: name another definition file, e.g. Needs=db for db.lazypod (templates cannot be needed)", n)
+			case n == p.d.Service():
+				return errors.New("a service cannot need itself")
+			case !slices.Contains(p.d.Needs, n):
+				p.d.Needs = append(p.d.Needs, n)
+			}
+		}
+		return nil
+	},
 }
 
 // addListener adds a listener unless it binds where another does.

@@ -233,7 +233,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown Quadlet key", base + "[Quadlet]\nDefault=no\n",
 			file + ":5: [Quadlet] Default=no: unknown key: [Quadlet] takes the keys of podman-systemd.unit(5) (Podman 5.8)"},
 		{"unknown lazypod key", base + "[Lazypod]\nIdle=5m\n",
-			file + ":5: [Lazypod] Idle=5m: unknown key: valid keys in [Lazypod] are AuthFile= CPUs= ExitOnIdle= FlowIdleTimeout= IdleAction= IdleTimeout= ListenUnix= LogLevel= MaxConnections= MetricsFile= PodmanURL= Ready= ReadyTimeout= RollbackWindow= StopTimeout= TLSVerify= UDPTimeout= UpdateInterval="},
+			file + ":5: [Lazypod] Idle=5m: unknown key: valid keys in [Lazypod] are AuthFile= CPUs= ExitOnIdle= FlowIdleTimeout= IdleAction= IdleTimeout= ListenUnix= LogLevel= MaxConnections= MetricsFile= Needs= PodmanURL= Ready= ReadyTimeout= RollbackWindow= StopTimeout= TLSVerify= UDPTimeout= UpdateInterval="},
 
 		// As Quadlet refuses them.
 		{"missing image", "[Container]\nPublishPort=80:80\n",
@@ -311,6 +311,9 @@ func TestParseErrors(t *testing.T) {
 			file + ":5: [Lazypod] AuthFile=auth.json: not an absolute path: write it from /, e.g. /etc/app/app.env"},
 		{"AuthFile bad specifier", base + "[Lazypod]\nAuthFile=%Z/auth.json\n",
 			file + ":5: [Lazypod] AuthFile=%Z/auth.json: %Z is not a systemd specifier: write %% for a literal %"},
+		{"Needs a template", base + "[Lazypod]\nNeeds=db@main\n",
+			file + ":5: [Lazypod] Needs=db@main: \"db@main\" is not a service lazypod runs: name another definition file, e.g. Needs=db for db.lazypod (templates cannot be needed)"},
+		{"Needs itself", base + "[Lazypod]\nNeeds=web\n", file + ":5: [Lazypod] Needs=web: a service cannot need itself"},
 		{"MetricsFile not .prom", base + "[Lazypod]\nMetricsFile=/var/lib/node-exporter/web.txt\n",
 			file + ":5: [Lazypod] MetricsFile=/var/lib/node-exporter/web.txt: node_exporter's textfile collector reads only files named *.prom: name it so, e.g. lazypod-web.prom"},
 		{"PodmanURL bad", base + "[Lazypod]\nPodmanURL=/run/podman/podman.sock\n",

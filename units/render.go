@@ -77,6 +77,7 @@ func Render(d *Definition, o RenderOptions) ([]File, error) {
 	for _, s := range r.sockets {
 		files = append(files, File{Name: s.unit, Content: r.socket(s)})
 	}
+	files = append(files, File{Name: d.holdUnit(), Content: r.holdSocket()})
 	if d.AutoUpdate != "" {
 		files = append(files,
 			File{Name: d.unitName("-update", "service"), Content: r.updateService()},
@@ -200,6 +201,35 @@ func (r *renderer) socket(s socketUnit) string {
 	return u.b.String()
 }
 
+// holdUnit names d's hold socket unit: NAME-hold.socket, or
+// PREFIX-hold@.socket for a template.
+func (d *Definition) holdUnit() string { return d.unitName("-hold", "socket") }
+
+// holdSocket is the hold socket unit: where the lazypod of another
+// service that needs this one (Needs=) holds it up while its own container
+// runs. It is a unix socket under %t/lazypod, for root only (a user's, for
+// user units), with FileDescriptorName=lazypod-hold, which lazypod serve
+// serves as a hold route.
+func (r *renderer) holdSocket() string {
+	var u unitFile
+	u.header(r.d)
+	u.section("Unit")
+	u.set("Description", fmt.Sprintf("%s: hold socket (lazypod services that need %s hold it up here)", r.d.label(), r.d.label()))
+	u.section("Socket")
+	u.set("ListenStream", spec.HoldPath("%t", r.d.Service()))
+	u.set("SocketMode", "0600")
+	u.set("FileDescriptorName", spec.HoldSocket)
+	u.set("Service", r.d.serviceOf())
+	u.section("Install")
+	u.set("WantedBy", "sockets.target")
+	for _, e := range r.d.Passthrough["Install"] {
+		if e.Key == "DefaultInstance" { // not Alias= and the like: they name the listeners
+			u.set(e.Key, e.Value)
+		}
+	}
+	return u.b.String()
+}
+
 // podmanDeps writes the dependency on podman.socket: wanted, not
 // required, so that where Podman's API runs otherwise (its socket unit
 // missing or masked, the socket bound in from elsewhere) the service still
@@ -256,26 +286,35 @@ func (r *renderer) service() string {
 	if !slices.ContainsFunc(d.Unit, func(e Entry) bool { return e.Key == "Description" }) {
 		u.set("Description", fmt.Sprintf("%s: %s on demand (lazypod)", d.label(), d.Image))
 	}
-	units := make([]string, len(r.sockets))
+	units := make([]string, len(r.sockets), len(r.sockets)+1)
 	for i, s := range r.sockets {
 		units[i] = s.unit
 	}
+	units = append(units, d.holdUnit())
 	if d.Template {
-		for i, s := range r.sockets {
-			units[i] = strings.Replace(s.unit, "@.", "@%i.", 1)
+		for i := range units {
+			units[i] = strings.Replace(units[i], "@.", "@%i.", 1)
 		}
 	}
 	u.set("Requires", strings.Join(units, " "))
 	u.set("After", strings.Join(units, " "))
+	if len(d.Needs) > 0 {
+		// The needed services' hold sockets, where lazypod serve holds
+		// them; not their services, which their sockets start.
+		needs := make([]string, len(d.Needs))
+		for i, n := range d.Needs {
+			needs[i] = n + "-hold.socket"
+		}
+		u.set("Requires", strings.Join(needs, " "))
+		u.set("After", strings.Join(needs, " "))
+	}
 	r.podmanDeps(&u)
 	u.entries(d.Unit)
 
 	u.section("Service")
 	u.set("Type", "notify")
 	u.set("NotifyAccess", "main")
-	if len(units) > 1 {
-		u.set("Sockets", strings.Join(units, " "))
-	}
+	u.set("Sockets", strings.Join(units, " "))
 	lines := []string{quoteArg(r.o.Binary) + " serve"}
 	for _, g := range r.d.Serve(r.o).Args() {
 		lines = append(lines, cmdline(g))

@@ -138,15 +138,21 @@ func TestRenderUnits(t *testing.T) {
 		{"first socket is NAME.socket", base, RenderOptions{}, "web.socket",
 			[]string{"ListenStream=8080", "FileDescriptorName=tcp-80", "WantedBy=sockets.target"}, []string{"Service=web.service"}},
 		{"several sockets", base + "PublishPort=53:53/udp\n", RenderOptions{}, "web.service",
-			[]string{"Requires=web.socket web-udp-53.socket", "Sockets=web.socket web-udp-53.socket"}, nil},
-		{"one socket needs no Sockets=", base, RenderOptions{}, "web.service", nil, []string{"Sockets=web.socket"}},
+			[]string{"Requires=web.socket web-udp-53.socket web-hold.socket", "Sockets=web.socket web-udp-53.socket web-hold.socket"}, nil},
+		{"hold socket", base, RenderOptions{}, "web-hold.socket",
+			[]string{"ListenStream=%t/lazypod/web.hold", "SocketMode=0600", "FileDescriptorName=lazypod-hold", "Service=web.service", "WantedBy=sockets.target"}, nil},
+		{"template hold socket", base + "PublishPort=127.0.0.1:%i:53/udp\n", RenderOptions{}, "web-hold@.socket",
+			[]string{"ListenStream=%t/lazypod/web-%i.hold", "Service=web@%i.service"}, nil},
+		{"needs", base + "[Lazypod]\nNeeds=db cache.lazypod\nNeeds=db\n", RenderOptions{}, "web.service",
+			[]string{"Requires=db-hold.socket cache-hold.socket", "After=db-hold.socket cache-hold.socket",
+				"\t--needs %t/lazypod/db.hold", "\t--needs %t/lazypod/cache.hold"}, nil},
 		{"own Description", base + "[Unit]\nDescription=Web\n", RenderOptions{}, "web.service",
 			[]string{"Description=Web"}, []string{"Description=web: docker.io/library/nginx:latest on demand (lazypod)"}},
 		{"update service", "[Container]\nImage=docker.io/library/nginx:latest\nContainerName=nginx\nPublishPort=80:80\nAutoUpdate=registry\n",
 			RenderOptions{Binary: "/opt/lazy pod/lazypod"}, "web-update.service",
 			[]string{`ExecStart="/opt/lazy pod/lazypod" update --podman-url unix:///run/podman/podman.sock web`, "Type=oneshot", "StateDirectory=lazypod"}, nil},
 		{"template service", base + "PublishPort=127.0.0.1:%i:53/udp\n", RenderOptions{}, "web@.service",
-			[]string{"Requires=web@%i.socket web-udp-53@%i.socket", "Sockets=web@%i.socket web-udp-53@%i.socket", "\t--name web-%i",
+			[]string{"Requires=web@%i.socket web-udp-53@%i.socket web-hold@%i.socket", "Sockets=web@%i.socket web-udp-53@%i.socket web-hold@%i.socket", "\t--name web-%i",
 				"\t-- --name systemd-%p_%i docker.io/library/nginx:latest", "RuntimeDirectory=lazypod/web@%i"}, nil},
 		{"template socket", base + "PublishPort=127.0.0.1:%i:53/udp\n", RenderOptions{}, "web-udp-53@.socket",
 			[]string{"ListenDatagram=127.0.0.1:%i", "Service=web@%i.service"}, nil},
@@ -292,7 +298,7 @@ func TestEnabledTemplate(t *testing.T) {
 		want    []string
 	}{
 		{"", nil},
-		{"[Install]\nDefaultInstance=8081\n", []string{"web-udp-53@8081.socket", "web-update@8081.timer", "web@8081.socket"}},
+		{"[Install]\nDefaultInstance=8081\n", []string{"web-hold@8081.socket", "web-udp-53@8081.socket", "web-update@8081.timer", "web@8081.socket"}},
 	} {
 		d, err := Parse("/etc/containers/systemd/web@.lazypod", strings.NewReader(base+"PublishPort=53:53/udp\nAutoUpdate=local\n"+tt.install), RenderOptions{})
 		if err != nil {
@@ -306,7 +312,7 @@ func TestEnabledTemplate(t *testing.T) {
 			t.Errorf("Enabled with %q = %q; want %q", tt.install, got, tt.want)
 		}
 	}
-	if got := Enabled(renderFile(t, "mixed.lazypod", RenderOptions{Binary: "/usr/bin/lazypod"})); len(got) != 4 {
-		t.Errorf("Enabled(mixed) = %q; want its three sockets and its timer", got)
+	if got := Enabled(renderFile(t, "mixed.lazypod", RenderOptions{Binary: "/usr/bin/lazypod"})); len(got) != 5 {
+		t.Errorf("Enabled(mixed) = %q; want its three sockets, its hold socket and its timer", got)
 	}
 }

@@ -168,6 +168,9 @@ func (s *server) launcherConfig(ports []launcher.Port, base *slog.Logger) launch
 	if o.RollbackWindow == 0 {
 		cfg.RollbackWindow = -1 // none
 	}
+	if len(o.Needs) > 0 {
+		cfg.Needs = &holds{paths: o.Needs, timeout: o.ReadyTimeout, log: s.log}
+	}
 	return cfg
 }
 
@@ -197,6 +200,9 @@ func (s *server) proxyServer(routes []proxy.Route) *proxy.Server {
 	readyWait := o.ReadyTimeout + readyGrace
 	if o.AutoUpdate.Enabled() {
 		readyWait += o.ReadyTimeout + o.StopTimeout + readyGrace
+	}
+	if len(o.Needs) > 0 { // the needed services' starts come first
+		readyWait += o.ReadyTimeout
 	}
 	srv := &proxy.Server{
 		Backend:         hinted{s.launcher},
@@ -292,8 +298,10 @@ func matchPorts(socks []systemd.Socket, specs []spec.Port) ([]proxy.Route, []lau
 	var routes []proxy.Route
 	var ports []launcher.Port
 	for _, r := range pairs {
-		routes = append(routes, proxy.Route{Name: r.Name, Listener: r.Socket.Listener, PacketConn: r.Socket.Packet})
-		ports = appendPort(ports, launcher.Port{Route: r.Name, Port: r.Port.Port, Proto: r.Port.Proto})
+		routes = append(routes, proxy.Route{Name: r.Name, Listener: r.Socket.Listener, PacketConn: r.Socket.Packet, Hold: r.Hold})
+		if !r.Hold {
+			ports = appendPort(ports, launcher.Port{Route: r.Name, Port: r.Port.Port, Proto: r.Port.Proto})
+		}
 	}
 	return routes, ports, nil
 }

@@ -39,7 +39,7 @@ func TestUnitsGenerate(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("units generate: exit %d: %s", code, stderr.String())
 	}
-	want := []string{"web-udp-53.socket", "web-update.service", "web-update.timer", "web.service", "web.socket"}
+	want := []string{"web-hold.socket", "web-udp-53.socket", "web-update.service", "web-update.timer", "web.service", "web.socket"}
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 		got = append(got, filepath.Base(line))
@@ -109,8 +109,8 @@ func TestUserGenerator(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "lazypod-generator: "+filepath.Join(src, "bad.lazypod")+":3: [Container] Frobnicate=yes") {
 		t.Errorf("generator with a bad file: exit %d, %q; want 1 and the bad file's line", code, stderr.String())
 	}
-	for _, p := range []string{"web.service", "web.socket", "web-udp-53.socket", "sockets.target.wants/web.socket",
-		"sockets.target.wants/web-udp-53.socket", "timers.target.wants/web-update.timer"} {
+	for _, p := range []string{"web.service", "web.socket", "web-udp-53.socket", "web-hold.socket", "sockets.target.wants/web.socket",
+		"sockets.target.wants/web-udp-53.socket", "sockets.target.wants/web-hold.socket", "timers.target.wants/web-update.timer"} {
 		if _, err := os.Stat(filepath.Join(out, p)); err != nil {
 			t.Errorf("generator output: %v", err)
 		}

@@ -224,6 +224,14 @@ func serveFlagSet(s *Serve) *flagSet {
 		}
 		return CheckMetricsFile(s.MetricsFile)
 	})
+	fs.value("needs", "hold socket `PATH` of a service the container needs (repeatable): that service is started first, and kept from its idle stop while this container runs", func(v string) error {
+		p, err := filepath.Abs(v)
+		s.Needs = append(s.Needs, p)
+		if err != nil {
+			return err
+		}
+		return CheckHoldPath(p)
+	})
 	containerFlags(fs, s)
 	updateFlags(fs, s)
 	return fs
@@ -321,6 +329,9 @@ func (s Serve) Args() [][]string {
 	dur("flow-idle-timeout", s.FlowIdleTimeout, def.FlowIdleTimeout)
 	str("log-level", s.LogLevel, def.LogLevel)
 	str("metrics-file", s.MetricsFile, "")
+	for _, n := range s.Needs {
+		flag("needs", n)
+	}
 	out = append(out, s.containerArgs()...)
 	str("auto-update", string(s.AutoUpdate), string(def.AutoUpdate))
 	str("authfile", s.AuthFile, "")

@@ -19,7 +19,8 @@ func full() Serve {
 		IdleTimeout: 90 * time.Second, UDPTimeout: time.Minute, ExitOnIdle: &yes, IdleAction: IdlePause,
 		Ready: Probe{Kind: ProbeHTTP, Arg: "/healthz"}, ReadyTimeout: 1500 * time.Millisecond, StopTimeout: 3 * time.Second,
 		MaxConnections: -1, FlowIdleTimeout: time.Hour, PodmanURL: "unix:///run/podman/podman.sock", StateDir: "/var/lib/x",
-		LogLevel: "debug", MetricsFile: "/var/lib/prometheus/node-exporter/web.prom", Env: []string{"A=1", "B=two words=x"}, EnvFiles: []string{"/etc/a.env"},
+		LogLevel: "debug", MetricsFile: "/var/lib/prometheus/node-exporter/web.prom",
+		Needs: []string{"/run/lazypod/db.hold", "/run/lazypod/cache.hold"}, Env: []string{"A=1", "B=two words=x"}, EnvFiles: []string{"/etc/a.env"},
 		Volumes: []Volume{{Source: "/srv", Target: "/data", Options: []string{"ro", "z"}}, {Source: "cache", Target: "/cache"}},
 		Labels:  []string{"team=web"}, Memory: 512 << 20, CPUs: 1.5, User: "1000:100", Network: "host",
 		AutoUpdate: PolicyRegistry, AuthFile: "/etc/auth.json", TLSVerify: &no,
@@ -72,6 +73,8 @@ func TestParseServeErrors(t *testing.T) {
 		{name: "bad boolean", args: []string{"--image", "x", "--port", "80", "--exit-on-idle=maybe"}, want: `invalid --exit-on-idle "maybe": not a boolean`},
 		{name: "metrics file not .prom", args: []string{"--image", "x", "--port", "80", "--metrics-file", "/tmp/web.txt"},
 			want: `invalid --metrics-file "/tmp/web.txt": node_exporter's textfile collector reads only files named *.prom`},
+		{name: "needs not a hold socket", args: []string{"--image", "x", "--port", "80", "--needs", "/run/postgresql/.s.PGSQL.5432"},
+			want: `invalid --needs "/run/postgresql/.s.PGSQL.5432": not a hold socket`},
 		{name: "bad user", args: []string{"--image", "x", "--port", "80", "--user", "a b"}, want: `invalid --user "a b": want USER[:GROUP]`},
 	}
 	for _, tt := range tests {

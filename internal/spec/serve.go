@@ -33,6 +33,7 @@ type Serve struct {
 	StateDir        string        // --state-dir; "": the environment's default
 	LogLevel        string        // --log-level
 	MetricsFile     string        // --metrics-file; "": none
+	Needs           []string      // --needs: hold sockets of the services the container needs
 
 	Env      []string // --env: KEY=VALUE
 	EnvFiles []string // --env-file: read when serve starts

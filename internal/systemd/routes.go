@@ -14,7 +14,10 @@ type Route struct {
 	// ListenDatagram=53 in one unit).
 	Name   string
 	Socket Socket
-	Port   spec.Port // its Proto set
+	Port   spec.Port // its Proto set; zero for a hold socket
+	// Hold is set for a hold socket (named spec.HoldSocket), which
+	// forwards nowhere and needs no --port.
+	Hold bool
 }
 
 // Routes pairs every socket with the --port it forwards to. A port with
@@ -44,6 +47,10 @@ func Routes(socks []Socket, ports []spec.Port) ([]Route, error) {
 	var routes []Route
 	used := map[string]bool{}
 	for _, s := range socks {
+		if s.Name == spec.HoldSocket && s.Listener != nil {
+			routes = append(routes, Route{Name: s.Name, Socket: s, Hold: true})
+			continue
+		}
 		p, ok := byName[s.Name]
 		if !ok && len(unnamed) == 1 {
 			p, ok = unnamed[0], true

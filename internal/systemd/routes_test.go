@@ -40,6 +40,8 @@ func TestRoutes(t *testing.T) {
 			want: []string{"x/udp 53/udp"}},
 		{name: "tcp and udp of one name", socks: []Socket{tcp("dns"), udp("dns")}, ports: []spec.Port{port("dns=53")},
 			want: []string{"dns/tcp 53/tcp", "dns/udp 53/udp"}},
+		{name: "hold socket needs no port", socks: []Socket{tcp("web"), tcp("lazypod-hold")}, ports: []spec.Port{port("80")},
+			want: []string{"web/tcp 80/tcp", "lazypod-hold hold"}},
 		{name: "proto mismatch", socks: []Socket{udp("x")}, ports: []spec.Port{port("53/tcp")}, wantErr: "is udp, not tcp"},
 		{name: "unnamed among several", socks: []Socket{tcp("a"), tcp("b")}, ports: []spec.Port{port("80"), port("b=81")}, wantErr: "each needs its socket's name"},
 		{name: "socket without port", socks: []Socket{tcp("a"), tcp("b")}, ports: []spec.Port{port("a=80")}, wantErr: "socket fd (b) has no --port: add --port b=PORT"},
@@ -64,6 +66,9 @@ func TestRoutes(t *testing.T) {
 			var got []string
 			for _, r := range routes {
 				s := fmt.Sprintf("%s %d/%s", r.Name, r.Port.Port, r.Port.Proto)
+				if r.Hold {
+					s = r.Name + " hold"
+				}
 				if !slices.Contains(got, s) {
 					got = append(got, s)
 				}
