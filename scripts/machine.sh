@@ -12,6 +12,8 @@
 #   boot DIR NAME PODMAN_SOCK LAZYPOD_BIN    boots machine NAME in the background and returns once
 #                                            systemd says running (or degraded). Writes DIR/NAME.pid
 #                                            (the machine's PID 1, as the host sees it).
+#                                            LAZYPOD_BIN "-": none bound in (a test installs lazypod's
+#                                            package instead).
 #   exec DIR NAME CMD...                     runs CMD inside (stdin, stdout, exit status pass
 #                                            through), with a clean environment.
 #   stop DIR NAME                            powers the machine off, kills it if that takes too
@@ -24,7 +26,10 @@
 #     from the host, and so are the host Podman's published 127.0.0.1 ports from inside;
 #   - has LAZYPOD_BIN at /usr/local/bin/lazypod (read-only), and PODMAN_SOCK at
 #     /run/host-podman.sock, reached through a stand-in podman.socket (/run/podman/podman.sock,
-#     forwarded by systemd-socket-proxyd), so units that require podman.socket work unchanged.
+#     forwarded by systemd-socket-proxyd), so units that require podman.socket work unchanged;
+#   - has curl, and no Podman of its own: the stand-in units come in a package,
+#     podman-host-standin, that Provides: podman (= bookworm's version) and is installed and
+#     enabled as Debian installs podman, so a package that Depends: podman installs offline.
 #
 # Files: DIR/NAME.pid (PID 1), DIR/NAME.nspawn-pid, DIR/NAME.log (systemd-nspawn's output and the
 # machine's console). Environment: MACHINE_BOOT_TIMEOUT, MACHINE_STOP_TIMEOUT (seconds, default
@@ -45,7 +50,8 @@ EOF
 suite=${DEBIAN_SUITE:-bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What the cached rootfs was built from: change it (or the setup below) and the next run rebuilds.
-recipe="debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus $suite; podman stand-in 2"
+include=systemd,systemd-sysv,dbus,curl
+recipe="debootstrap --variant=minbase --include=$include $suite; podman-host-standin package 1"
 
 # machine_paths DIR [NAME] sets DIR to its absolute path and the M_* variables.
 machine_paths() {
@@ -69,21 +75,42 @@ setup_rootfs() {
 	local root=$1 proxyd
 	proxyd=$(cd "$root" && ls usr/lib/systemd/systemd-socket-proxyd lib/systemd/systemd-socket-proxyd 2>/dev/null | head -n1)
 	[ -n "$proxyd" ] || die "no systemd-socket-proxyd in the new rootfs"
-	cat >"$root/etc/systemd/system/podman.socket" <<EOF
-# Written by scripts/machine.sh: a stand-in for Podman's own podman.socket that forwards to the
-# host's Podman, bound into the machine at /run/host-podman.sock.
+	# The stand-in package, built and installed with the rootfs's own dpkg. Its files are where
+	# bookworm's podman has its own: the units in /lib/systemd/system; /etc/containers (from
+	# golang-github-containers-common), but no /etc/containers/systemd, which came with Quadlet
+	# in Podman 4.4.
+	local pkg=$root/tmp/podman-host-standin
+	mkdir -p "$pkg/DEBIAN" "$pkg/lib/systemd/system" "$pkg/etc/containers"
+	cat >"$pkg/DEBIAN/control" <<EOF
+Package: podman-host-standin
+Version: 4.3.1+ds1-8+deb12u1+standin1
+Architecture: all
+Maintainer: lazypod developers <lazypod@localhost>
+Provides: podman (= 4.3.1+ds1-8+deb12u1)
+Conflicts: podman
+Replaces: podman
+Section: admin
+Priority: optional
+Description: stand-in for podman: its API socket, forwarded to the host's Podman
+ Written by lazypod's scripts/machine.sh. podman.socket listens where Podman's
+ does; podman.service forwards each connection to /run/host-podman.sock, the
+ host's Podman socket bound into the machine.
+EOF
+	cat >"$pkg/lib/systemd/system/podman.socket" <<EOF
+# From podman-host-standin (scripts/machine.sh): a stand-in for Podman's own podman.socket that
+# forwards to the host's Podman, bound into the machine at /run/host-podman.sock.
 [Unit]
 Description=Podman API Socket (forwarded to the host's Podman)
 
 [Socket]
-ListenStream=/run/podman/podman.sock
+ListenStream=%t/podman/podman.sock
 SocketMode=0660
 
 [Install]
 WantedBy=sockets.target
 EOF
-	cat >"$root/etc/systemd/system/podman.service" <<EOF
-# Written by scripts/machine.sh: see podman.socket.
+	cat >"$pkg/lib/systemd/system/podman.service" <<EOF
+# From podman-host-standin (scripts/machine.sh): see podman.socket.
 [Unit]
 Description=Podman API Service (forwarded to the host's Podman)
 Requires=podman.socket
@@ -92,8 +119,12 @@ After=podman.socket
 [Service]
 ExecStart=/$proxyd /run/host-podman.sock
 EOF
+	chroot "$root" dpkg-deb --root-owner-group --build /tmp/podman-host-standin /tmp/podman-host-standin.deb >/dev/null
+	chroot "$root" dpkg --install /tmp/podman-host-standin.deb >/dev/null
+	rm -rf "$pkg" "$pkg.deb"
+	# Enabled, as podman's postinst does (deb-systemd-helper enable podman.socket).
 	mkdir -p "$root/etc/systemd/system/sockets.target.wants"
-	ln -sf ../podman.socket "$root/etc/systemd/system/sockets.target.wants/podman.socket"
+	ln -sf /lib/systemd/system/podman.socket "$root/etc/systemd/system/sockets.target.wants/podman.socket"
 	# Nothing in the machine needs these; they only slow the boot down or wake it up.
 	local u
 	for u in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
@@ -128,7 +159,7 @@ cmd_rootfs() {
 	chmod 0755 "$new"
 	log "building the machine's rootfs in $DIR (debootstrap $suite, about a minute)"
 	if ! run_logged "$DIR/debootstrap.log" debootstrap --variant=minbase \
-		--include=systemd,systemd-sysv,dbus "$suite" "$new" "$mirror"; then
+		--include="$include" "$suite" "$new" "$mirror"; then
 		remove_tree "$new"
 		die "debootstrap failed: see $DIR/debootstrap.log"
 	fi
@@ -170,9 +201,11 @@ cmd_boot() {
 	local name=$2 sock=$3 bin=$4
 	rootfs_ready || die "no finished rootfs in $DIR: run $0 rootfs $DIR first"
 	[ -S "$sock" ] || die "no Podman socket at $sock"
-	[ -x "$bin" ] || die "no lazypod binary at $bin"
-	sock=$(cd "$(dirname "$sock")" && pwd)/$(basename "$sock")
-	bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+	local binds=(--bind="$(cd "$(dirname "$sock")" && pwd)/$(basename "$sock"):/run/host-podman.sock")
+	if [ "$bin" != - ]; then
+		[ -x "$bin" ] || die "no lazypod binary at $bin"
+		binds+=(--bind-ro="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin"):/usr/local/bin/lazypod")
+	fi
 	if [ -e "$M_PID" ] || [ -e "$M_NSPAWN_PID" ]; then
 		log "stopping machine $name, left by an earlier run"
 		cmd_stop "$DIR" "$name"
@@ -183,8 +216,7 @@ cmd_boot() {
 	# --keep-unit and --register=no: there is no systemd on the host to make a scope or
 	# register with. No --private-network: the machine uses the host's network.
 	systemd-nspawn -D "$M_ROOTFS" --volatile=overlay -b --keep-unit --register=no \
-		--console=passive --machine="$name" \
-		--bind-ro="$bin:/usr/local/bin/lazypod" --bind="$sock:/run/host-podman.sock" \
+		--console=passive --machine="$name" "${binds[@]}" \
 		</dev/null >"$M_LOG" 2>&1 &
 	local nspawn=$!
 	echo "$nspawn" >"$M_NSPAWN_PID"

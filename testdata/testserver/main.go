@@ -22,6 +22,8 @@
 //	                       as a server whose UDP side starts last
 //
 // "testserver -version V" answers V on GET / whatever $VERSION says.
+// "testserver -http ADDR" serves HTTP on ADDR instead of :8080, as an image
+// that listens on another port (the quick start's whoami, on :80).
 // "testserver -check" exits 0 if and only if GET
 // http://127.0.0.1:8080/healthz answers 200; the image's HEALTHCHECK and the
 // exec probe tests use it.
@@ -44,6 +46,7 @@ func main() {
 	check := flag.Bool("check", false, "exit 0 iff http://127.0.0.1:8080/healthz answers 200")
 	versionFlag := flag.String("version", "", "the version GET / answers; overrides $VERSION")
 	hang := flag.Bool("hang", false, "print nothing and never exit (an exec probe that hangs)")
+	httpAddr := flag.String("http", ":8080", "the address HTTP is served on")
 	flag.Parse()
 	if *hang {
 		for {
@@ -53,7 +56,7 @@ func main() {
 	if *check {
 		os.Exit(runCheck())
 	}
-	if err := run(*versionFlag); err != nil {
+	if err := run(*httpAddr, *versionFlag); err != nil {
 		fmt.Fprintf(os.Stderr, "testserver: %v\n", err)
 		os.Exit(1)
 	}
@@ -74,7 +77,7 @@ func runCheck() int {
 	return 0
 }
 
-func run(version string) error {
+func run(httpAddr, version string) error {
 	// Exit promptly on SIGTERM: PID 1 in a container has no default handlers.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -101,7 +104,7 @@ func run(version string) error {
 		time.Sleep(d)
 	}
 
-	hl, err := net.Listen("tcp", ":8080")
+	hl, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("listening on http: %w", err)
 	}
@@ -127,7 +130,7 @@ func run(version string) error {
 	if version == "" {
 		version = "v1"
 	}
-	fmt.Fprintf(os.Stderr, "listening: http :8080, tcp :9000, udp :9000, version %s\n", version)
+	fmt.Fprintf(os.Stderr, "listening: http %s, tcp :9000, udp :9000, version %s\n", httpAddr, version)
 
 	if os.Getenv("NOTIFY") == "1" {
 		if err := notifyReady(os.Getenv("NOTIFY_SOCKET")); err != nil {
