@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# build-images.sh DIR [testserver] [demo]
+# build-images.sh DIR [testserver] [demo] [redisapp]
 #
 # Builds the local images in the storage of the private Podman in DIR (start it first with
 # podman-service.sh; no registry is needed: both images are FROM scratch plus a static Go binary):
 #
 #   testserver  localhost/lazypod-testserver:latest  from testdata/testserver (the integration tests')
 #   demo        localhost/lazypod-demo:latest        from demo/server (make demo's)
+#   redisapp    localhost/lazypod-redisapp:latest    from testdata/redisapp (a module of its own):
+#                                                    an app that needs Redis; with :v1 (good) and
+#                                                    :v2 (exits with code 3 at start)
 #
 # testserver also builds the updater's test versions on top of it, each a distinct image:
 #   localhost/lazypod-testserver:v1, :v2, :v6  good (VERSION=v1, v2, v6)
@@ -22,7 +25,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [ $# -ge 1 ] || {
-	echo "usage: $0 DIR [testserver] [demo]" >&2
+	echo "usage: $0 DIR [testserver] [demo] [redisapp]" >&2
 	exit 2
 }
 podman_paths "$1"
@@ -43,8 +46,13 @@ build_image() {
 	for extra in "$@"; do
 		cp "${extra%%:*}" "$ctx/${extra#*:}"
 	done
-	# No VCS stamp: the same source gives the same binary, so Podman's cache hits.
-	CGO_ENABLED=0 go build -buildvcs=false -o "$ctx/$bin" "./$src"
+	# No VCS stamp: the same source gives the same binary, so Podman's cache hits. A source
+	# with a go.mod of its own is built in its module.
+	if [ -f "$src/go.mod" ]; then
+		CGO_ENABLED=0 GOFLAGS= go -C "$src" build -buildvcs=false -o "$ctx/$bin" .
+	else
+		CGO_ENABLED=0 go build -buildvcs=false -o "$ctx/$bin" "./$src"
+	fi
 	run_logged "$PM_DIR/build-$name.log" \
 		pm build --format docker --layers -t "$tag" -f "$ctx/Containerfile" "$ctx"
 	log "built $tag in $(elapsed "$start")"
@@ -69,6 +77,20 @@ build_versions() {
 	log "built localhost/lazypod-testserver:v1..v7 in $(elapsed "$start")"
 }
 
+# build_tagged NAME REPO TAG ENV [TAG ENV...] builds REPO:TAG FROM REPO:latest with ENV set.
+build_tagged() {
+	local name=$1 repo=$2 ctx=$PM_DIR/ctx/$1-tags start=${EPOCHREALTIME/./}
+	shift 2
+	mkdir -p "$ctx"
+	while [ $# -ge 2 ]; do
+		printf 'FROM %s:latest\nENV %s\n' "$repo" "$2" >"$ctx/Containerfile.$1"
+		run_logged "$PM_DIR/build-$name-$1.log" \
+			pm build --format docker --layers -t "$repo:$1" -f "$ctx/Containerfile.$1" "$ctx"
+		shift 2
+	done
+	log "built the tags of $repo in $(elapsed "$start")"
+}
+
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(testserver demo)
 for t in "${targets[@]}"; do
@@ -79,7 +101,11 @@ for t in "${targets[@]}"; do
 		build_versions
 		;;
 	demo) build_image demo demo/server lazypod-demo localhost/lazypod-demo:latest ;;
-	*) die "unknown image $t: valid names are testserver, demo" ;;
+	redisapp)
+		build_image redisapp testdata/redisapp redisapp localhost/lazypod-redisapp:latest
+		build_tagged redisapp localhost/lazypod-redisapp v1 'VERSION=v1' v2 'VERSION=v2 EXIT_AT_START=3'
+		;;
+	*) die "unknown image $t: valid names are testserver, demo, redisapp" ;;
 	esac
 done
 # The previous build of a tag loses its name: remove such images so storage does not grow.

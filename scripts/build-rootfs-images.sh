@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# build-rootfs-images.sh DIR [dnsmasq] [jvm]
+# build-rootfs-images.sh DIR [dnsmasq] [jvm] [redis]
 #
 # Builds images on a Debian rootfs in the storage of the private Podman in DIR (start it first with
 # podman-service.sh). No registry is needed: the rootfs comes from debootstrap and Debian's mirror.
@@ -8,6 +8,8 @@
 #                                              lazypod.test with 10.1.2.3; see testdata/dnsmasq
 #   jvm      localhost/lazypod-jvm:latest      Java 17 HTTP server on port 8080 answering 200
 #                                              "jvm\n" at /; see testdata/jvmserver
+#   redis    localhost/lazypod-redis:latest    Debian's redis-server on port 6379, its data in
+#                                              /data; see testdata/redis
 #
 # Each is made in three steps, each cached:
 #   1. debootstrap --variant=minbase of Debian with the image's packages, trimmed (no docs, man
@@ -19,7 +21,7 @@
 #   3. podman build of testdata/NAME/Containerfile (jvm: with Server.class, compiled here with
 #      javac) FROM that image. Podman's layer cache makes it half a second when nothing changed.
 #
-# Without names, builds both. Needs root (debootstrap), debootstrap, and for jvm the host's javac
+# Without names, builds all three. Needs root (debootstrap), debootstrap, and for jvm the host's javac
 # (Debian's openjdk-17-jdk-headless).
 #
 # Environment: ROOTFS_CACHE (default build/rootfs-cache), DEBIAN_MIRROR (default
@@ -28,7 +30,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [ $# -ge 1 ] || {
-	echo "usage: $0 DIR [dnsmasq] [jvm]" >&2
+	echo "usage: $0 DIR [dnsmasq] [jvm] [redis]" >&2
 	exit 2
 }
 podman_paths "$1"
@@ -45,6 +47,7 @@ packages_of() {
 	case $1 in
 	dnsmasq) echo dnsmasq-base ;;
 	jvm) echo openjdk-17-jre-headless ;;
+	redis) echo redis-server ;;
 	esac
 }
 
@@ -141,11 +144,11 @@ javac_server() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(dnsmasq jvm)
+[ ${#targets[@]} -gt 0 ] || targets=(dnsmasq jvm redis)
 for t in "${targets[@]}"; do
 	case $t in
-	dnsmasq | jvm) ;;
-	*) die "unknown image $t: valid names are dnsmasq, jvm" ;;
+	dnsmasq | jvm | redis) ;;
+	*) die "unknown image $t: valid names are dnsmasq, jvm, redis" ;;
 	esac
 done
 for t in "${targets[@]}"; do
@@ -153,6 +156,7 @@ for t in "${targets[@]}"; do
 	import_rootfs "$t"
 	case $t in
 	dnsmasq) build_image dnsmasq testdata/dnsmasq localhost/lazypod-dnsmasq:latest ;;
+	redis) build_image redis testdata/redis localhost/lazypod-redis:latest ;;
 	jvm)
 		javac_server
 		build_image jvm testdata/jvmserver localhost/lazypod-jvm:latest "$PM_DIR/javac/Server.class"

@@ -31,6 +31,10 @@
 #     podman-host-standin, that Provides: podman (= bookworm's version) and is installed and
 #     enabled as Debian installs podman, so a package that Depends: podman installs offline.
 #
+# MACHINE_SHARE (boot): host directories, absolute paths separated by spaces, bound read-write at
+# the same path in the machine: a unix socket systemd makes there in the machine is the one a
+# container of the host's Podman mounts from the same path.
+#
 # Files: DIR/NAME.pid (PID 1), DIR/NAME.nspawn-pid, DIR/NAME.log (systemd-nspawn's output and the
 # machine's console). Environment: MACHINE_BOOT_TIMEOUT, MACHINE_STOP_TIMEOUT (seconds, default
 # 60 and 30), DEBIAN_MIRROR (default http://deb.debian.org/debian), DEBIAN_SUITE (default bookworm).
@@ -206,6 +210,11 @@ cmd_boot() {
 		[ -x "$bin" ] || die "no lazypod binary at $bin"
 		binds+=(--bind-ro="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin"):/usr/local/bin/lazypod")
 	fi
+	local shared
+	for shared in ${MACHINE_SHARE:-}; do
+		[ -d "$shared" ] && [ "${shared#/}" != "$shared" ] || die "MACHINE_SHARE: $shared is not an absolute path of a directory"
+		binds+=(--bind="$shared")
+	done
 	if [ -e "$M_PID" ] || [ -e "$M_NSPAWN_PID" ]; then
 		log "stopping machine $name, left by an earlier run"
 		cmd_stop "$DIR" "$name"

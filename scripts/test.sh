@@ -2,7 +2,7 @@
 # test.sh: what `make test` runs once build/lazypod is built and the Debian packages are in.
 #
 #   1. start a private Podman in build/podman (storage kept there between runs: images stay cached)
-#   2. build the test images into it (scripts/build-images.sh; the dnsmasq image with
+#   2. build the test images into it (scripts/build-images.sh; the dnsmasq and redis images with
 #      scripts/build-rootfs-images.sh, in the background while go vet runs)
 #   3. go vet
 #   4. go test -race on every package, with the environment the integration tests read:
@@ -57,12 +57,13 @@ scripts/podman-service.sh start "$podman_dir"
 podman_paths "$podman_dir"
 
 log "building test images"
-scripts/build-images.sh "$podman_dir" testserver demo
+scripts/build-images.sh "$podman_dir" testserver demo redisapp
 
-# The dnsmasq image is imported from a debootstrapped rootfs: about 90 s the first time, cached in
-# build/rootfs-cache after. It is built while go vet runs, and waited for before go test.
-log "building the dnsmasq image in the background (log: $podman_dir/build-rootfs.log)"
-scripts/build-rootfs-images.sh "$podman_dir" dnsmasq >"$podman_dir/build-rootfs.log" 2>&1 &
+# The dnsmasq and redis images are imported from debootstrapped rootfs: about 90 s each the first
+# time, cached in build/rootfs-cache after. They are built while go vet runs, and waited for before
+# go test.
+log "building the dnsmasq and redis images in the background (log: $podman_dir/build-rootfs.log)"
+scripts/build-rootfs-images.sh "$podman_dir" dnsmasq redis >"$podman_dir/build-rootfs.log" 2>&1 &
 rootfs_pid=$!
 
 log "go vet"
@@ -72,7 +73,7 @@ CGO_ENABLED=0 go vet -tags "$LAZYPOD_GO_TAGS" ${PKGS:-./...}
 
 wait "$rootfs_pid" || {
 	sed 's/^/    /' "$podman_dir/build-rootfs.log" >&2
-	die "building the dnsmasq image failed"
+	die "building the dnsmasq and redis images failed"
 }
 sed -n 's/^==> /==> /p' "$podman_dir/build-rootfs.log"
 

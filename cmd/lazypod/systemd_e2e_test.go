@@ -27,15 +27,17 @@ import (
 // machine is one booted scripts/machine.sh machine.
 type machine struct {
 	script, dir, name string
-	leader            int  // the machine's PID 1, as the host sees it
-	stopped           bool // stop was called
+	leader            int      // the machine's PID 1, as the host sees it
+	stopped           bool     // stop was called
+	env               []string // for scripts/machine.sh, on top of the test's
 }
 
 // needMachine skips the test (fails it under LAZYPOD_TEST_REQUIRE=1) when
 // a machine cannot be booted here, builds or reuses the cached rootfs and
-// boots a machine with e's binary (none if e.bin is empty) and Podman. The
-// machine is stopped when the test ends.
-func needMachine(t *testing.T, e e2eEnv, name string) *machine {
+// boots a machine with e's binary (none if e.bin is empty) and Podman, and
+// the host directories shared bound at the same path. The machine is
+// stopped when the test ends.
+func needMachine(t *testing.T, e e2eEnv, name string, shared ...string) *machine {
 	t.Helper()
 	skip := func(msg string) {
 		t.Helper()
@@ -73,6 +75,9 @@ func needMachine(t *testing.T, e e2eEnv, name string) *machine {
 		}
 	}
 	m := &machine{script: script, dir: dir, name: name}
+	if len(shared) > 0 {
+		m.env = []string{"MACHINE_SHARE=" + strings.Join(shared, " ")}
+	}
 
 	start := time.Now()
 	if out, err := m.runScript(10*time.Minute, "rootfs", dir); err != nil {
@@ -102,7 +107,9 @@ func needMachine(t *testing.T, e e2eEnv, name string) *machine {
 func (m *machine) runScript(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, m.script, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, m.script, args...)
+	cmd.Env = append(os.Environ(), m.env...)
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
@@ -258,7 +265,7 @@ WatchdogSec=2s
 	if err != nil {
 		t.Fatalf("lazypod units generate: %v\n%s", err, out)
 	}
-	want := []string{name + "-update.service", name + "-update.timer", name + ".service", name + ".socket"}
+	want := []string{name + "-hold.socket", name + "-update.service", name + "-update.timer", name + ".service", name + ".socket"}
 	entries, err := os.ReadDir(unitDir)
 	if err != nil {
 		t.Fatal(err)
