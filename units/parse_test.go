@@ -298,6 +298,8 @@ func TestParseErrors(t *testing.T) {
 			file + ":4: [Container] PublishPort=${PORT}:80: host port \"${PORT}\" is not a number from 1 to 65535: want [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp], e.g. 127.0.0.1:8080:80 or 53:53/udp"},
 		{"ListenUnix relative", base + "[Lazypod]\nListenUnix=web.sock:80\n",
 			file + ":5: [Lazypod] ListenUnix=web.sock:80: want PATH:CONTAINERPORT with an absolute PATH, e.g. /run/app.sock:80"},
+		{"ListenUnix in lazypod's runtime directory", base + "[Lazypod]\nListenUnix=%t/lazypod/web/web.sock:80\n",
+			file + ":5: [Lazypod] ListenUnix=%t/lazypod/web/web.sock:80: lazypod's runtime directory holds the services' own files, and a service's is emptied when it stops: put the socket in a directory of its own, e.g. /run/db/db.sock"},
 		{"ListenUnix duplicate", base + "[Lazypod]\nListenUnix=/run/web.sock:80\nListenUnix=/run/web.sock:81\n",
 			file + ":6: [Lazypod] ListenUnix=/run/web.sock:81: line 5 listens on this path already: remove one"},
 		{"Ready bad", base + "[Lazypod]\nReady=http\n",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -135,6 +136,11 @@ func parsePublishValue(s string) (publish, error) {
 const maxSocketPath = 107
 
 // parseListenUnix parses ListenUnix=PATH:CONTAINERPORT.
+// lazypodRuntimeDir matches paths under lazypod's runtime directory, %t/lazypod,
+// as sample values expand %t: the services' RuntimeDirectory= and hold
+// sockets live there.
+var lazypodRuntimeDir = regexp.MustCompile(`^/run/(user/[0-9]+/)?lazypod/`)
+
 func parseListenUnix(s string) (Listener, error) {
 	const want = "want PATH:CONTAINERPORT with an absolute PATH, e.g. /run/app.sock:80"
 	i := strings.LastIndexByte(s, ':')
@@ -154,6 +160,9 @@ func parseListenUnix(s string) (Listener, error) {
 	}
 	if len(p) > maxSocketPath {
 		return Listener{}, fmt.Errorf("path is longer than %d bytes, a unix socket's limit: use a shorter one", maxSocketPath)
+	}
+	if lazypodRuntimeDir.MatchString(p) {
+		return Listener{}, errors.New("lazypod's runtime directory holds the services' own files, and a service's is emptied when it stops: put the socket in a directory of its own, e.g. /run/db/db.sock")
 	}
 	return Listener{Network: NetworkUnix, Address: p, Port: n}, nil
 }
