@@ -116,8 +116,11 @@ build/man/%: docs/man/%.md
 deb: build man
 	rm -rf $(DEBDIR)/root
 	$(MAKE) --no-print-directory -o build -o man install DESTDIR=$(abspath $(DEBDIR))/root PREFIX=/usr
-	install -d $(DEBDIR)/root/DEBIAN
+	# Quadlet's directory for system definitions, which Debian 12's Podman (4.3, no Quadlet) lacks;
+	# shared with Podman's package where it has one, and removed with the last of them if empty.
+	install -d $(DEBDIR)/root/etc/containers/systemd $(DEBDIR)/root/DEBIAN
 	printf '%s\n' 'Package: lazypod' 'Version: $(DEB_VERSION)' 'Architecture: $(DEB_ARCH)' \
+		"Installed-Size: $$(du -sk --exclude=DEBIAN $(DEBDIR)/root | cut -f1)" \
 		'Maintainer: lazypod developers <lazypod@localhost>' \
 		'Depends: podman (>= 4.3), systemd' 'Section: admin' 'Priority: optional' \
 		'Description: run Podman containers on demand behind systemd sockets' \

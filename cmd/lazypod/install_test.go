@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -102,12 +103,12 @@ func TestMakeInstall(t *testing.T) {
 	if len(debs) != 1 {
 		t.Fatalf("make deb made %q; want one lazypod_*.deb", debs)
 	}
-	info, err := exec.Command("dpkg-deb", "--field", debs[0], "Package", "Depends").Output()
-	if err != nil || !strings.Contains(string(info), "Depends: podman (>= 4.3)") {
-		t.Errorf("the package's fields: %s, %v; want Depends: podman (>= 4.3)", info, err)
+	info, err := exec.Command("dpkg-deb", "--field", debs[0], "Package", "Depends", "Installed-Size").Output()
+	if err != nil || !strings.Contains(string(info), "Depends: podman (>= 4.3)") || !regexp.MustCompile(`Installed-Size: [1-9][0-9]{3,}\n`).Match(info) {
+		t.Errorf("the package's fields: %s, %v; want Depends: podman (>= 4.3) and its size in KiB", info, err)
 	}
 	contents, err := exec.Command("dpkg-deb", "--contents", debs[0]).Output()
-	for _, f := range want {
+	for _, f := range append(want, "/etc/containers/systemd/") {
 		if err != nil || !strings.Contains(string(contents), "."+f) {
 			t.Errorf("the package lacks %s (%v)", f, err)
 		}
