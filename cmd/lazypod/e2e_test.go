@@ -260,11 +260,7 @@ func TestSocketActivated(t *testing.T) {
 func checkActivationMetrics(t *testing.T, path, name string, clients int, echoed int64) {
 	t.Helper()
 	get, fams := metricsOf(t, path, name)
-	for _, c := range []struct {
-		family string
-		lv     []string
-		want   float64
-	}{
+	wantMetrics(t, "", get, []metricWant{
 		{metrics.Activations, nil, 1},
 		{metrics.Starts, []string{"result", "ready"}, 1},
 		{metrics.Starts, []string{"result", "failed"}, 0},
@@ -276,11 +272,7 @@ func checkActivationMetrics(t *testing.T, path, name string, clients int, echoed
 		{metrics.Bytes, []string{"socket", "echo", "direction", "to_client"}, float64(echoed)},
 		{metrics.Serving, nil, 0},
 		{metrics.OpenFlows, nil, 0},
-	} {
-		if got := get(c.family, c.lv...); got != c.want {
-			t.Errorf("%s%v: got %g; want %g", c.family, c.lv, got, c.want)
-		}
-	}
+	})
 	// A client that closes while its response's FIN is on the way may
 	// end in a reset: done or reset, each web flow ended once.
 	if n := get(metrics.Closed, "socket", "web", "reason", "done") + get(metrics.Closed, "socket", "web", "reason", "reset"); n != float64(clients) {
@@ -493,4 +485,23 @@ func metricsOf(t *testing.T, path, service string) (get func(family string, lv .
 		return 0
 	}
 	return get, fams
+}
+
+// metricWant is a value a metrics file must hold: family's, of the metric
+// whose labels include lv.
+type metricWant struct {
+	family string
+	lv     []string
+	want   float64
+}
+
+// wantMetrics checks each of wants with get (see metricsOf); when says
+// when, for the messages.
+func wantMetrics(t *testing.T, when string, get func(string, ...string) float64, wants []metricWant) {
+	t.Helper()
+	for _, c := range wants {
+		if got := get(c.family, c.lv...); got != c.want {
+			t.Errorf("metrics%s: %s%v: got %g; want %g", when, c.family, c.lv, got, c.want)
+		}
+	}
 }

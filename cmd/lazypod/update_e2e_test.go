@@ -475,22 +475,14 @@ func TestUpdateLocal(t *testing.T) {
 	// the serve, the failed update by lazypod update (its dry run not
 	// counted), the rollback by hand.
 	get, _ := metricsOf(t, metricsFile, name)
-	for _, c := range []struct {
-		family string
-		lv     []string
-		want   float64
-	}{
+	wantMetrics(t, " after the rollbacks", get, []metricWant{
 		{metrics.Rollbacks, nil, 2},
 		{metrics.Updates, []string{"result", "rolled_back"}, 1},
 		{metrics.Updates, []string{"result", "failed"}, 1},
 		{metrics.Updates, []string{"result", "pending"}, 0},
 		{metrics.Activations, nil, 1},
 		{metrics.Serving, nil, 1},
-	} {
-		if got := get(c.family, c.lv...); got != c.want {
-			t.Errorf("metrics after the rollbacks: %s%v: got %g; want %g", c.family, c.lv, got, c.want)
-		}
-	}
+	})
 
 	// A torn state file is reported and set aside, never read as empty.
 	e.waitStopped(t, name)
