@@ -40,6 +40,9 @@ type fakeRuntime struct {
 	// pid is the PID of every running container's first process; 0: the
 	// engine does not say.
 	pid int
+	// afterInspect, if set, runs (unlocked) after each Inspect of a
+	// container, with what it returned.
+	afterInspect func(f *fakeRuntime, info ContainerInfo)
 
 	mu         sync.Mutex
 	images     map[string]string         // ref or image ID → image ID
@@ -211,6 +214,11 @@ func (f *fakeRuntime) Inspect(ctx context.Context, name string) (ContainerInfo, 
 	info := c.info
 	info.Labels = maps.Clone(c.info.Labels)
 	info.HostPorts = maps.Clone(c.info.HostPorts)
+	if f.afterInspect != nil {
+		f.mu.Unlock()
+		f.afterInspect(f, info)
+		f.mu.Lock()
+	}
 	return info, true, nil
 }
 

@@ -34,7 +34,7 @@ func socketTables(proc string, pid int, hostNetwork bool) error {
 	}
 	dir := fmt.Sprintf("%s/%d", proc, pid)
 	if _, err := os.Stat(dir + "/net/tcp"); err != nil {
-		return fmt.Errorf("%w: %v", errNoSocketTables, err)
+		return fmt.Errorf("%w: %w", errNoSocketTables, err)
 	}
 	if hostNetwork {
 		return nil

@@ -199,4 +199,27 @@ func TestListeningProbe(t *testing.T) {
 			t.Errorf("Start with 53/udp never bound: %v; want not ready, naming 53/udp", err)
 		}
 	})
+	// A container that exits between the inspect and the look at its
+	// /proc: reported as the exit it is, not probed otherwise.
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeRuntime()
+		f.pid = 4343 // not in the fake /proc
+		proc := fakeProc(t, 4242, map[string]string{"tcp": tcpTable}, "net:[2]", "net:[1]")
+		f.afterInspect = func(f *fakeRuntime, info ContainerInfo) {
+			if info.Running {
+				f.exit(info.ID, 7)
+			}
+		}
+		cfg := testConfig(t, f)
+		cfg.Ready, cfg.ProcDir = spec.Probe{}, proc
+		l := runLauncher(t, cfg)
+		err := l.Start(t.Context())
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Code != 7 {
+			t.Errorf("Start of a container that exited at once: %v; want its exit, code 7", err)
+		}
+		if l.warnedListening {
+			t.Error("warned of probing otherwise than listening for a container that had exited")
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"strconv"
 	"strings"
@@ -356,6 +357,18 @@ func (l *Launcher) removeRenamed(ctx context.Context) error {
 	return nil
 }
 
+// exited returns the error of container id, which exited during its
+// start: the watcher has, or will soon have, its code; code is the
+// engine's, if ctx ends first.
+func (l *Launcher) exited(ctx context.Context, id string, w *exitWatch, code int) error {
+	select {
+	case <-w.done:
+		return l.exitError(ctx, id, w.code)
+	case <-ctx.Done():
+		return l.exitError(ctx, id, code)
+	}
+}
+
 // target inspects the started container id for what the probes and Addr
 // need: its host ports. known, if not nil, is the running container as
 // inspected already (one adopted or thawed), and spares the call.
@@ -373,13 +386,7 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch, known *C
 		}
 	}
 	if !ok || !info.Running {
-		// Exited already: the watcher has, or will soon have, the code.
-		select {
-		case <-w.done:
-			return probeTarget{}, l.exitError(ctx, id, w.code)
-		case <-ctx.Done():
-			return probeTarget{}, l.exitError(ctx, id, info.ExitCode)
-		}
+		return probeTarget{}, l.exited(ctx, id, w, info.ExitCode)
 	}
 	if l.probe.Kind == spec.ProbeHealthcheck && info.Health.Argv() == nil {
 		return probeTarget{}, fmt.Errorf("probing with healthcheck: container of image %q has no health check: set HealthCmd= (podman run --health-cmd) or choose another probe", l.cfg.Image)
@@ -388,6 +395,17 @@ func (l *Launcher) target(ctx context.Context, id string, w *exitWatch, known *C
 		addrs: make(map[ContainerPort]string), health: info.Health}
 	if t.probe.Kind == spec.ProbeListening {
 		if err := socketTables(l.cfg.procDir(), info.PID, info.HostNetwork); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				// No /proc/PID: the process exited since the inspect,
+				// or lives in another pid namespace. Only the second
+				// is a reason to probe otherwise.
+				cctx, cancel := context.WithTimeout(ctx, callTimeout)
+				again, ok, ierr := l.rt.Inspect(cctx, id)
+				cancel()
+				if ierr == nil && (!ok || !again.Running) {
+					return probeTarget{}, l.exited(ctx, id, w, again.ExitCode)
+				}
+			}
 			t.probe = l.cfg.fallback()
 			if !l.warnedListening {
 				l.warnedListening = true
