@@ -296,18 +296,18 @@ func (r *renderer) service() string {
 			units[i] = strings.Replace(units[i], "@.", "@%i.", 1)
 		}
 	}
-	u.set("Requires", strings.Join(units, " "))
-	u.set("After", strings.Join(units, " "))
-	if len(d.Needs) > 0 {
-		// The needed services' hold sockets, where lazypod serve holds
-		// them; not their services, which their sockets start.
-		needs := make([]string, len(d.Needs))
-		for i, n := range d.Needs {
-			needs[i] = n + "-hold.socket"
-		}
-		u.set("Requires", strings.Join(needs, " "))
-		u.set("After", strings.Join(needs, " "))
+	listeners, hold := units[:len(units)-1], units[len(units)-1]
+	u.set("Requires", strings.Join(listeners, " "))
+	// The hold sockets, the service's own and those of the services it
+	// needs, are wanted: where one is missing (a unit left out when
+	// copying, or a needed service not installed) the service still
+	// starts, and lazypod says what is missing.
+	wants := []string{hold}
+	for _, n := range d.Needs {
+		wants = append(wants, n+"-hold.socket")
 	}
+	u.set("Wants", strings.Join(wants, " "))
+	u.set("After", strings.Join(append(listeners, wants...), " "))
 	r.podmanDeps(&u)
 	u.entries(d.Unit)
 
