@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func TestAppAndDatabase(t *testing.T) {
 	if err != nil || body != "v1 hits 1\n" {
 		t.Fatalf("first request: %q, %v; want v1 hits 1", body, err)
 	}
-	t.Logf("first request, both containers cold: answered in %s", cold.Round(time.Millisecond))
+	t.Logf("first request, both containers cold: answered in %s (%s)", cold.Round(time.Millisecond), coldStarts(t, m, 1, db, app))
 	dbStarted, appStarted := e.podman(t, "inspect", "--format", "{{.State.StartedAt}}", dbCtr), e.podman(t, "inspect", "--format", "{{.State.StartedAt}}", appCtr)
 	if !before(t, dbStarted, appStarted) {
 		t.Errorf("the database started at %s, the app at %s; want the database first", dbStarted, appStarted)
@@ -138,7 +139,7 @@ func TestAppAndDatabase(t *testing.T) {
 	if body, err := httpGet(t, url); err != nil || body != "v1 hits 2\n" {
 		t.Fatalf("second activation: %q, %v; want v1 hits 2, the count the first one kept", body, err)
 	}
-	t.Logf("second activation, both containers stopped: answered in %s", time.Since(began).Round(time.Millisecond))
+	t.Logf("second activation, both containers stopped: answered in %s (%s)", time.Since(began).Round(time.Millisecond), coldStarts(t, m, 2, db, app))
 	waitIdle(t, m, e, app, db, appCtr, dbCtr)
 
 	// A broken app image: rolled back within the activation, the database
@@ -147,12 +148,7 @@ func TestAppAndDatabase(t *testing.T) {
 	if body, err := httpGet(t, url); err != nil || body != "v1 hits 3\n" {
 		t.Fatalf("activation with the broken app image: %q, %v; want v1 hits 3 from the rolled-back app", body, err)
 	}
-	var st []updater.Status
-	out := m.run(t, "lazypod", "status", "--format", "json", app, db)
-	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != 2 {
-		t.Fatalf("lazypod status: %v\n%s", err, out)
-	}
-	for _, s := range st {
+	for _, s := range statuses(t, m, app, db) {
 		switch s.Name {
 		case app:
 			if s.LastUpdateResult != updater.ResultRolledBack || len(s.FailedDigests) != 1 {
@@ -168,6 +164,43 @@ func TestAppAndDatabase(t *testing.T) {
 		t.Errorf("the database's container changed (%s, was %s); want the same container throughout", id, dbID)
 	}
 	waitIdle(t, m, e, app, db, appCtr, dbCtr)
+}
+
+// statuses returns lazypod status's rows of the services, read in the
+// machine.
+func statuses(t *testing.T, m *machine, names ...string) []updater.Status {
+	t.Helper()
+	var st []updater.Status
+	out := m.run(t, append([]string{"lazypod", "status", "--format", "json"}, names...)...)
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != len(names) {
+		t.Fatalf("lazypod status: %v\n%s", err, out)
+	}
+	return st
+}
+
+// coldStarts says the cold start of each service's nth start, from its
+// journal's nth "container ready" line: its own start, from stopped to
+// ready (the app's after the database was ready). It waits up to 10s for
+// the journal.
+func coldStarts(t *testing.T, m *machine, n int, names ...string) string {
+	t.Helper()
+	took := regexp.MustCompile(`msg="container ready" .* took=(\S+)`)
+	var parts []string
+	for _, name := range names {
+		var ready [][]string
+		for range 100 {
+			out, _ := m.exec("journalctl", "--no-pager", "-o", "cat", "-u", name+".service")
+			if ready = took.FindAllStringSubmatch(out, -1); len(ready) >= n {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(ready) < n {
+			t.Fatalf("%s.service's journal has %d \"container ready\" lines; want %d", name, len(ready), n)
+		}
+		parts = append(parts, name+" "+ready[n-1][1])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // waitIdle waits until the app's and the database's services have gone
