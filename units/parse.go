@@ -263,6 +263,11 @@ func (p *reader) container(o RenderOptions) error {
 		if err := checkName(v); err != nil {
 			return p.at(SectionContainer, "ServiceName", err.Error())
 		}
+		if _, instance, at := strings.Cut(d.Name, "@"); at {
+			// A template's (or an instance's) units stay templates:
+			// ServiceName= names the prefix, NAME@.service.
+			v += "@" + instance
+		}
 		d.Name = v
 	}
 	if v, ok := f.Lookup(SectionContainer, "AutoUpdate"); ok && v != "" {

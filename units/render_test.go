@@ -155,6 +155,8 @@ func TestRenderUnits(t *testing.T) {
 		{"template service", base + "PublishPort=127.0.0.1:%i:53/udp\n", RenderOptions{}, "web@.service",
 			[]string{"Requires=web@%i.socket web-udp-53@%i.socket", "Wants=web-hold@%i.socket", "Sockets=web@%i.socket web-udp-53@%i.socket web-hold@%i.socket", "\t--name web-%i",
 				"\t-- --name systemd-%p_%i docker.io/library/nginx:latest", "RuntimeDirectory=lazypod/web@%i"}, nil},
+		{"template with ServiceName", base + "ServiceName=site\n", RenderOptions{}, "site@.service",
+			[]string{"Requires=site@%i.socket", "\t--name site-%i"}, nil},
 		{"template socket", base + "PublishPort=127.0.0.1:%i:53/udp\n", RenderOptions{}, "web-udp-53@.socket",
 			[]string{"ListenDatagram=127.0.0.1:%i", "Service=web@%i.service"}, nil},
 		{"template update", base + "AutoUpdate=local\n", RenderOptions{}, "web-update@.service",
