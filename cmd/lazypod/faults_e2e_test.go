@@ -545,9 +545,12 @@ func TestFaultCrashLoop(t *testing.T) {
 			logged = append(logged, d)
 		}
 	}
+	// They stop at the launcher's 30s cap (reached in soak's longer run).
+	const capped = 29 * time.Second
 	for i := 1; i < len(logged); i++ {
-		if logged[i] < logged[i-1]*3/2 {
-			t.Errorf("delays logged do not grow: %v", logged)
+		if logged[i] < logged[i-1]*3/2 && logged[i] < capped {
+			t.Errorf("delays logged do not grow up to the 30s cap: %v", logged)
+			break
 		}
 	}
 	// The first start also creates the container, which takes up to a
