@@ -48,19 +48,7 @@ func TestDebQuickStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("README.md: %v", err)
 	}
-	for _, tool := range []string{"make", "dpkg-deb"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: %v", tool, err)
-		}
-	}
-	// The binary make built: make deb packs it without building it again
-	// (-o build), as make test's other tests run it meanwhile.
-	if _, err := os.Stat("../../build/lazypod"); err != nil {
-		if os.Getenv("LAZYPOD_TEST_REQUIRE") == "1" {
-			t.Fatalf("no build/lazypod: %v", err)
-		}
-		t.Skipf("no build/lazypod (%v): run make build", err)
-	}
+	needMakeDeb(t)
 
 	// The names are the quick start's, not unique: what an interrupted run
 	// left is removed first, and all of it at the end, after the machine is

@@ -11,6 +11,25 @@ import (
 	"testing"
 )
 
+// needMakeDeb fails the test without make and dpkg-deb, and skips it
+// (fails it under LAZYPOD_TEST_REQUIRE=1) without the binary make built:
+// make install and make deb use it without building it again (-o build),
+// as make test's other tests run it meanwhile.
+func needMakeDeb(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"make", "dpkg-deb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: %v", tool, err)
+		}
+	}
+	if _, err := os.Stat("../../build/lazypod"); err != nil {
+		if os.Getenv("LAZYPOD_TEST_REQUIRE") == "1" {
+			t.Fatalf("no build/lazypod: %v", err)
+		}
+		t.Skipf("no build/lazypod (%v): run make build", err)
+	}
+}
+
 // installed lists the files and links under root, relative to it.
 func installed(t *testing.T, root string) []string {
 	t.Helper()
@@ -37,19 +56,7 @@ func installed(t *testing.T, root string) []string {
 // and the bash completion under DESTDIR, and make uninstall removes every
 // one of them; make deb packs the same tree with its dependencies.
 func TestMakeInstall(t *testing.T) {
-	for _, tool := range []string{"make", "dpkg-deb"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: %v", tool, err)
-		}
-	}
-	// The binary make built: make install does not build it again here
-	// (-o build), as make test's other tests run it meanwhile.
-	if _, err := os.Stat("../../build/lazypod"); err != nil {
-		if os.Getenv("LAZYPOD_TEST_REQUIRE") == "1" {
-			t.Fatalf("no build/lazypod: %v", err)
-		}
-		t.Skipf("no build/lazypod (%v): run make build", err)
-	}
+	needMakeDeb(t)
 	dest, debdir := t.TempDir(), t.TempDir()
 	make := func(args ...string) string {
 		t.Helper()

@@ -141,8 +141,13 @@ func checkOne(ctx context.Context, o *adminOptions, pm *podman.Client, st *updat
 	c.Registry = &updater.DockerRegistry{AuthFile: st.AuthFile, TLSVerify: st.TLSVerify}
 	log := systemd.Logger("warn")
 	svc := &updater.Service{Name: st.Name, Store: o.store(), Images: c.Images, Pins: pm, Logger: log}
+	// What a dry run finds is not an update's outcome: not counted, and
+	// the file not rewritten.
 	m := serviceMetrics(st, log)
-	if m != nil && !c.DryRun {
+	if c.DryRun {
+		m = nil
+	}
+	if m != nil {
 		svc.Results = m.updated
 	}
 	r, err := svc.Check(ctx, c)
