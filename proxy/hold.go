@@ -65,9 +65,15 @@ func (s *Server) startBackend(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	err := s.Backend.Start(ctx)
+	return startError(ctx, s.Backend.Start(ctx), d)
+}
+
+// startError says how long the wait lasted when Backend.Start failed
+// because ReadyTimeout d, ctx's deadline, ran out; other errors, and nil,
+// pass through.
+func startError(ctx context.Context, err error, d time.Duration) error {
 	if d > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-		err = fmt.Errorf("waiting %s for backend to start: %w", d, err)
+		return fmt.Errorf("waiting %s for backend to start: %w", d, err)
 	}
 	return err
 }

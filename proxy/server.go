@@ -268,7 +268,7 @@ type route struct {
 	name string
 	ln   net.Listener
 	pc   net.PacketConn
-	hold bool // a hold route (Route.Hold)
+	hold bool         // a hold route (Route.Hold)
 	udp  *net.UDPConn // pc, when it is UDP: the allocation-free path
 	dl   deadliner
 
@@ -529,10 +529,7 @@ func (s *Server) connectBackend(ctx context.Context, network string, rt *route) 
 	delay := backoff.Delay{Min: connectBackoffMin, Max: connectBackoffMax}
 	for attempt := 1; ; attempt++ {
 		if err := s.Backend.Start(ctx); err != nil {
-			if d > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-				err = fmt.Errorf("waiting %s for backend to start: %w", d, err)
-			}
-			return nil, stepStart, err
+			return nil, stepStart, startError(ctx, err, d)
 		}
 		step := stepAddr
 		addr, err := s.Backend.Addr(route)
